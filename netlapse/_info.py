@@ -1,0 +1,86 @@
+"""``netlapse info RUN``: a plain-text table of a run's streams, status and metrics."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .store.reader import RunReader
+
+__all__ = ["describe_run", "first_nonfinite"]
+
+
+def _size_on_disk(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _steps_text(steps: np.ndarray) -> str:
+    if len(steps) == 0:
+        return "-"
+    return f"{int(steps[0])}..{int(steps[-1])} ({len(steps)})"
+
+
+def first_nonfinite(run: RunReader) -> tuple[int, str] | None:
+    """The earliest (step, stream) whose stats count a NaN or Inf, or None."""
+    best = None
+    for name in run.streams():
+        s = run[name]
+        bad = np.nonzero(s.stats_array[:, 7] > 0)[0] if s.length else []
+        if len(bad):
+            cand = (int(s.steps[bad[0]]), name)
+            best = cand if best is None or cand < best else best
+    return best
+
+
+def describe_run(path) -> str:
+    run = RunReader(path)
+    lines = [f"run      {run.path}", f"status   {run.status}"]
+    fw = run.manifest.get("framework") or {}
+    if fw:
+        lines.append(f"framework {fw.get('name')} {fw.get('version')}")
+    model = run.model or {}
+    if model:
+        lines.append(f"model    {model.get('type')} with {model.get('total_params', 0):,} parameters")
+    if run.config:
+        lines.append("config   " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
+    lines.append(f"steps    last recorded step {run.last_step()}; writer wait {run.waited_s:.2f} s")
+    bad = first_nonfinite(run)
+    if bad:
+        lines.append(f"WARNING  first NaN/Inf at step {bad[0]} in {bad[1]}")
+    rows = [("stream", "kind", "capture", "shape", "dtype", "steps", "on disk")]
+    data = run.path / "data"
+    for name in run.streams():
+        s = run[name]
+        rows.append((name, s.kind, s.capture, "x".join(map(str, s.shape)) or "scalar", s.dtype,
+                     _steps_text(s.steps), _human(_size_on_disk(data / name))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines.append("")
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    metrics = run.metrics
+    if len(metrics):
+        lines.append("")
+        lines.append(f"metrics  {len(metrics)} steps")
+        for col in metrics.columns[1:]:
+            vals = metrics[col].dropna()
+            if len(vals):
+                lines.append(f"  {col}: first {vals.iloc[0]:.6g}, last {vals.iloc[-1]:.6g}, "
+                             f"min {vals.min():.6g}, max {vals.max():.6g}")
+    return "\n".join(lines)

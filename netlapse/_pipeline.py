@@ -1,0 +1,248 @@
+"""The recording pipeline: reused host buffers, a bounded hand-off, and one writer thread.
+
+The training thread only copies a tensor into a free buffer of that stream and hands it over
+(``Pipeline.submit``). The writer thread computes stats and histograms, gathers steps into
+per-stream batches, appends them to the store and commits, every ``flush_every`` seconds or when
+a batch is full, and on ``close()``.
+
+Backpressure: each stream owns at most ``buffers_per_stream`` buffers. When all are in flight the
+training thread waits for one (nothing is dropped) and the time it waited is counted.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._stats import HIST_BINS, N_STATS, summarize
+from .errors import RecordingError
+
+__all__ = ["Pipeline", "BufferPool"]
+
+BATCH_BYTES = 16 << 20
+MAX_BATCH_STEPS = 256
+
+
+class BufferPool:
+    """Per-stream free lists of host arrays, so a step's copy reuses memory instead of allocating."""
+
+    def __init__(self, per_stream: int, alloc: Callable[[tuple, np.dtype], np.ndarray] | None = None):
+        self.per_stream = per_stream
+        self.alloc = alloc or (lambda shape, dtype: np.empty(shape, dtype))
+        self._free: dict[tuple, queue.Queue] = {}
+        self._made: dict[tuple, int] = {}
+        self._lock = threading.Lock()
+        self.waited_s = 0.0
+
+    def acquire(self, key: str, shape: tuple, dtype, check: Callable[[], None]) -> tuple[tuple, np.ndarray]:
+        slot = (key, tuple(shape), np.dtype(dtype).str)
+        with self._lock:
+            free = self._free.setdefault(slot, queue.Queue())
+            try:
+                return slot, free.get_nowait()
+            except queue.Empty:
+                if self._made.get(slot, 0) < self.per_stream:
+                    self._made[slot] = self._made.get(slot, 0) + 1
+                    return slot, self.alloc(tuple(shape), np.dtype(dtype))
+        start = time.perf_counter()
+        try:
+            while True:
+                try:
+                    return slot, free.get(timeout=0.5)
+                except queue.Empty:
+                    check()   # surface a writer failure instead of waiting forever
+        finally:
+            self.waited_s += time.perf_counter() - start
+
+    def release(self, slot: tuple, buf: np.ndarray) -> None:
+        self._free[slot].put(buf)
+
+
+@dataclass
+class _Capture:
+    name: str
+    step: int
+    meta: dict
+    slot: tuple
+    buf: np.ndarray
+    full: bool
+    ready: Callable[[], None] | None = None
+
+
+@dataclass
+class _StreamBatch:
+    meta: dict
+    steps: list = field(default_factory=list)
+    stats: list = field(default_factory=list)
+    hist: list = field(default_factory=list)
+    values: np.ndarray | None = None
+
+    def capacity(self, shape, dtype) -> int:
+        nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+        return int(max(1, min(MAX_BATCH_STEPS, BATCH_BYTES // nbytes)))
+
+
+class Pipeline:
+    """Owns the writer thread. ``submit``/``log`` from the training thread; ``close`` flushes."""
+
+    def __init__(self, writer_factory: Callable[[], object], *, flush_every: float = 1.0,
+                 buffers_per_stream: int = 4, alloc=None, on_commit: Callable[[], dict] | None = None):
+        self.pool = BufferPool(buffers_per_stream, alloc)
+        self.flush_every = flush_every
+        self._queue: queue.Queue = queue.Queue()
+        self._writer_factory = writer_factory
+        self._on_commit = on_commit or (lambda: {})
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        self._batches: dict[str, _StreamBatch] = {}
+        self._metric_steps: list[int] = []
+        self._metric_rows: list[dict] = []
+        self.last_committed_step: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, name="netlapse-writer", daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        self._ready.wait()
+        self.raise_if_failed()
+
+    # ------------------------------------------------------------------ training thread
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            err = self._error
+            raise RecordingError(f"netlapse's background writer failed: {err!r}. "
+                                 "Steps committed before the failure are intact on disk.") from err
+
+    def submit(self, name: str, step: int, meta: dict, fill: Callable[[np.ndarray], object],
+               shape: tuple, dtype, full: bool) -> None:
+        """Copy one tensor into a pooled buffer with ``fill(buf)`` and hand it to the writer."""
+        self.raise_if_failed()
+        if self._closed:
+            raise RecordingError("this run is closed; open a new Run (or Run(..., resume=True)).")
+        slot, buf = self.pool.acquire(name, shape, dtype, self.raise_if_failed)
+        ready = fill(buf)
+        self._queue.put(_Capture(name, step, meta, slot, buf, full, ready))
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        self.raise_if_failed()
+        self._queue.put(("metrics", step, scalars))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything submitted so far is committed to disk."""
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        self._wait(done, timeout)
+        self.raise_if_failed()
+
+    def close(self, timeout: float = 60.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        done = threading.Event()
+        self._queue.put(("close", done))
+        self._wait(done, timeout)
+        self._thread.join(timeout=1.0)
+        self.raise_if_failed()
+
+    def _wait(self, done: threading.Event, timeout: float | None) -> None:
+        if not done.wait(timeout):
+            pending = self._queue.qsize()
+            raise RecordingError(
+                f"netlapse's writer did not finish within {timeout:.0f} s; about {pending} queued "
+                "items were not written. Steps committed before are intact on disk.")
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        try:
+            self.writer = self._writer_factory()
+        except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        last_flush = time.monotonic()
+        while True:
+            try:
+                item = self._queue.get(timeout=self.flush_every)
+            except queue.Empty:
+                item = None
+            try:
+                if isinstance(item, _Capture):
+                    self._take(item)
+                elif isinstance(item, tuple) and item[0] == "metrics":
+                    self._metric_steps.append(item[1])
+                    self._metric_rows.append(item[2])
+                elif isinstance(item, tuple):
+                    self._flush()
+                    last_flush = time.monotonic()
+                    item[1].set()
+                    if item[0] == "close":
+                        return
+                    continue
+                if self._batch_full() or time.monotonic() - last_flush >= self.flush_every:
+                    self._flush()
+                    last_flush = time.monotonic()
+            except BaseException as exc:  # noqa: BLE001 - handed to the training thread
+                self._error = exc
+                self._drain_after_error()
+                return
+
+    def _drain_after_error(self) -> None:
+        """After a failure: release buffers and wake waiters so the training thread never hangs."""
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _Capture):
+                self.pool.release(item.slot, item.buf)
+            elif isinstance(item, tuple) and item[0] in ("flush", "close"):
+                item[1].set()
+                if item[0] == "close":
+                    return
+
+    def _take(self, cap: _Capture) -> None:
+        if cap.ready is not None:
+            cap.ready()
+        stats, hist = summarize(cap.buf)
+        batch = self._batches.get(cap.name)
+        if batch is None:
+            batch = self._batches[cap.name] = _StreamBatch(cap.meta)
+        if cap.full:
+            if batch.values is None:
+                n = batch.capacity(cap.buf.shape, cap.buf.dtype)
+                batch.values = np.empty((n,) + cap.buf.shape, cap.buf.dtype)
+            batch.values[len(batch.steps)] = cap.buf
+        self.pool.release(cap.slot, cap.buf)
+        batch.steps.append(cap.step)
+        batch.stats.append(stats)
+        batch.hist.append(hist)
+
+    def _batch_full(self) -> bool:
+        return any(b.values is not None and len(b.steps) >= len(b.values)
+                   for b in self._batches.values()) or len(self._metric_steps) >= 4096
+
+    def _flush(self) -> None:
+        wrote = False
+        for name, batch in self._batches.items():
+            k = len(batch.steps)
+            if not k:
+                continue
+            values = batch.values[:k] if batch.values is not None else None
+            self.writer.append_stream(
+                name, batch.meta, np.asarray(batch.steps, np.int64),
+                np.asarray(batch.stats, np.float64).reshape(k, N_STATS),
+                np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), values)
+            self.last_committed_step[name] = batch.steps[-1]
+            batch.steps.clear(), batch.stats.clear(), batch.hist.clear()
+            wrote = True
+        if self._metric_steps:
+            names = dict.fromkeys(k for row in self._metric_rows for k in row)
+            cols = {n: np.array([row.get(n, np.nan) for row in self._metric_rows], np.float64)
+                    for n in names}
+            self.writer.append_metrics(np.asarray(self._metric_steps, np.int64), cols)
+            self._metric_steps, self._metric_rows = [], []
+            wrote = True
+        if wrote:
+            self.writer.commit(waited_s=self.pool.waited_s, **self._on_commit())

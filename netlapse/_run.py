@@ -1,0 +1,213 @@
+"""``Run``: one training run being recorded, and ``open_run`` to read one."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import threading
+import time
+import warnings
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from ._pipeline import Pipeline
+from .errors import NetlapseError, RecordingError, RunExistsError
+from .store.layout import COMMIT_FILE, RUN_FILE
+from .store.manifest import Manifest, new_manifest
+from .store.reader import RunReader
+
+__all__ = ["Run", "open_run"]
+
+_OPEN_RUNS: "weakref.WeakSet[Run]" = weakref.WeakSet()
+
+
+def open_run(path) -> RunReader:
+    """Open a run read-only. Safe while it is still being written: only committed steps show."""
+    return RunReader(path)
+
+
+class Run:
+    """A run folder being recorded. Use it as a context manager, or call ``close()``.
+
+    ``Run(path, config=None, resume=False, overwrite=False, on_error="warn", flush_every=1.0)``
+
+    - an existing run at ``path`` is refused unless ``resume=True`` (append to it) or
+      ``overwrite=True`` (delete it first);
+    - ``on_error="warn"``: if recording fails (e.g. the disk is full) training goes on and one
+      warning names the path and the last step saved; ``"raise"`` raises instead.
+    """
+
+    def __init__(self, path, config: dict | None = None, *, resume: bool = False,
+                 overwrite: bool = False, on_error: str = "warn", flush_every: float = 1.0):
+        if on_error not in ("warn", "raise"):
+            raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}.")
+        if resume and overwrite:
+            raise ValueError("pass resume=True or overwrite=True, not both.")
+        self.path = Path(path)
+        self.on_error = on_error
+        self._lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self._closed = False
+        self.watchers: list = []
+        self._prepare_folder(resume, overwrite, config)
+        self._step = self._resume_step() if resume else 0
+        self._pipeline = Pipeline(self._make_writer, flush_every=flush_every)
+        _OPEN_RUNS.add(self)
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare_folder(self, resume: bool, overwrite: bool, config: dict | None) -> None:
+        path = self.path
+        is_run = (path / RUN_FILE).exists()
+        if is_run and overwrite:
+            shutil.rmtree(path)
+            is_run = False
+        if is_run and not resume:
+            raise RunExistsError(
+                f"a run already exists at {path}. Pass resume=True to append to it, "
+                "overwrite=True to replace it, or choose another path.")
+        if resume and not is_run:
+            raise NetlapseError(f"resume=True but {path} holds no run to resume.")
+        if not is_run and path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunExistsError(f"{path} exists and is not an empty folder or a netlapse run; "
+                                 "choose another path.")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".netlapse-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise NetlapseError(f"cannot write to {path}: {exc.strerror or exc}. "
+                                "Choose a folder you can write to.") from None
+        if is_run:
+            self._manifest = Manifest.load(path)
+            self._manifest.update(status="running", pid=os.getpid())
+            if config:
+                self._manifest.update(config={**self._manifest.data.get("config", {}), **config})
+        else:
+            self._manifest = Manifest(path, new_manifest(path.name, config))
+            self._manifest.update()
+
+    def _resume_step(self) -> int:
+        return RunReader(self.path).last_step()
+
+    def _make_writer(self):
+        from .store.writer import StoreWriter
+
+        return StoreWriter(self.path, self._manifest, resume=(self.path / COMMIT_FILE).exists())
+
+    # ------------------------------------------------------------------ state
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far (advanced by a watcher, or set with ``run.step = n``)."""
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._step = int(value)
+
+    @property
+    def config(self) -> dict:
+        return self._manifest.data.get("config", {})
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def set_model_summary(self, framework: dict, model: dict) -> None:
+        self._manifest.update(framework=framework, model=model)
+
+    # ------------------------------------------------------------------ recording
+    def log(self, step: int | None = None, **scalars) -> None:
+        """Record scalar metrics at the current step (or at ``step``)."""
+        if not scalars:
+            raise ValueError("run.log() needs at least one metric, e.g. run.log(loss=0.3).")
+        row = {}
+        for key, value in scalars.items():
+            if hasattr(value, "item"):
+                value = value.item()
+            try:
+                row[key] = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"metric {key!r} must be a number, got {type(value).__name__}.") from None
+        self._guarded(self._pipeline.log, self._step if step is None else int(step), row)
+
+    def record(self, name: str, step: int, fill, shape, dtype, *, full: bool, meta: dict) -> None:
+        """Hand one tensor to the pipeline (framework adapters call this)."""
+        self._guarded(self._pipeline.submit, name, step, meta, fill, tuple(shape), dtype, full)
+
+    def record_array(self, name: str, value, step: int | None = None, *, full: bool = True,
+                     kind: str | None = None) -> None:
+        """Record a numpy array (or anything ``np.asarray`` takes) as stream ``name``."""
+        arr = np.asarray(value)
+        meta = {"kind": kind or name.split("/", 1)[0], "capture": "full" if full else "stats",
+                "shape": list(arr.shape), "dtype": arr.dtype.name}
+        step = self._step if step is None else int(step)
+        self.record(name, step, lambda buf: np.copyto(buf, arr), arr.shape, arr.dtype, full=full, meta=meta)
+
+    def _guarded(self, fn, *args) -> None:
+        if self._failed is not None:
+            return
+        try:
+            fn(*args)
+        except RecordingError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = exc
+        if self.on_error == "raise":
+            raise exc
+        saved = self._pipeline.last_committed_step
+        last = max(saved.values()) if saved else None
+        warnings.warn(f"netlapse stopped recording to {self.path}: {exc.__cause__ or exc}. "
+                      f"Training goes on; the last step saved is {last}.",
+                      RuntimeWarning, stacklevel=4)
+
+    @property
+    def waited_s(self) -> float:
+        """Seconds the training thread has waited for the background writer so far."""
+        return self._pipeline.pool.waited_s
+
+    def flush(self) -> None:
+        """Block until everything recorded so far is committed to disk."""
+        self._guarded(self._pipeline.flush)
+
+    def close(self) -> None:
+        """Close watchers, flush everything, mark the run finished."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for watcher in list(self.watchers):
+            watcher.close()
+        try:
+            self._pipeline.close()
+        except RecordingError as exc:
+            self._fail(exc)
+        status = "finished" if self._failed is None else "failed"
+        try:
+            self._manifest.update(status=status, closed=time.time())
+        except OSError as exc:
+            warnings.warn(f"netlapse could not mark {self.path} as closed: {exc}", RuntimeWarning)
+        _OPEN_RUNS.discard(self)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "recording"
+        return f"<netlapse.Run {str(self.path)!r} step={self._step} {state}>"
+
+
+@atexit.register
+def _close_open_runs() -> None:
+    for run in list(_OPEN_RUNS):
+        try:
+            run.close()
+        except Exception:  # noqa: BLE001 - interpreter is exiting; never mask the real exit
+            pass

@@ -1,0 +1,299 @@
+"""Reading a run: only what ``commit.json`` publishes, safe while the run is being written."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jsonio import read_json
+from .._stats import HIST_BINS, STAT_NAMES, hist_edges
+from ..errors import (CorruptRunError, NotARunError, StepNotRecordedError, StreamNotFoundError,
+                      nearest_names)
+from .layout import COMMIT_FILE, DATA_DIR, FORMAT_VERSION, METRICS_GROUP, RUN_FILE, metric_key
+
+__all__ = ["RunReader", "Stream", "Histograms", "run_status"]
+
+
+class Histograms(NamedTuple):
+    """Histogram counts of a stream: ``counts[i]`` has ``HIST_BINS`` bins over ``[lo[i], hi[i]]``."""
+
+    steps: np.ndarray
+    counts: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def edges(self, i: int) -> np.ndarray:
+        return hist_edges(float(self.lo[i]), float(self.hi[i]), self.counts.shape[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_status(manifest: dict) -> str:
+    """``finished``, ``running`` (its writer is alive) or ``not closed`` (it died before close)."""
+    status = manifest.get("status", "not closed")
+    if status != "running":
+        return status
+    if manifest.get("host") == socket.gethostname() and not _pid_alive(int(manifest.get("pid", -1))):
+        return "not closed"
+    return "running"
+
+
+class Stream:
+    """One recorded series. Arrays are read on demand, cut to the committed length."""
+
+    def __init__(self, reader: "RunReader", name: str, meta: dict, length: int):
+        self._reader = reader
+        self.name = name
+        self.meta = meta
+        self.length = length
+
+    def __repr__(self) -> str:
+        return (f"<Stream {self.name} capture={self.capture} shape={tuple(self.shape)} "
+                f"steps={self.length}>")
+
+    @property
+    def kind(self) -> str:
+        return self.meta.get("kind", self.name.split("/", 1)[0])
+
+    @property
+    def capture(self) -> str:
+        return self.meta.get("capture", "stats")
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.meta.get("shape", ()))
+
+    @property
+    def dtype(self) -> str:
+        return self.meta.get("dtype", "")
+
+    def _array(self, key: str):
+        return self._reader._array(f"{self.name}/{key}")
+
+    @cached_property
+    def steps(self) -> np.ndarray:
+        """The recorded steps, ascending."""
+        if self.length == 0:
+            return np.zeros(0, np.int64)
+        return np.asarray(self._array("steps")[: self.length], dtype=np.int64)
+
+    def index(self, step: int) -> int:
+        steps = self.steps
+        if step < 0:   # -1 is the last recorded step, as in Python indexing
+            if -step > len(steps):
+                raise StepNotRecordedError(f"{self.name} has {len(steps)} recorded steps; "
+                                           f"index {step} is out of range.")
+            return len(steps) + step
+        i = int(np.searchsorted(steps, step))
+        if i >= len(steps) or steps[i] != step:
+            raise StepNotRecordedError(
+                f"{self.name} has no data at step {step}. Recorded steps: {_describe_steps(steps)}.")
+        return i
+
+    def at(self, step: int) -> np.ndarray:
+        """The exact tensor recorded at ``step`` (``-1``: the last one). Full streams only."""
+        if self.capture != "full":
+            raise StreamNotFoundError(
+                f"{self.name} was captured as {self.capture!r}, so only its stats and histograms "
+                "are stored. Record it with capture \"full\" to get tensors back.")
+        return np.asarray(self._array("values")[self.index(step)])
+
+    def history(self, steps=None) -> np.ndarray:
+        """All recorded tensors stacked as ``(T, *shape)`` (or those at ``steps``)."""
+        if self.capture != "full":
+            raise StreamNotFoundError(f"{self.name} holds stats only (capture {self.capture!r}).")
+        values = self._array("values")
+        if steps is None:
+            return np.asarray(values[: self.length])
+        idx = [self.index(int(s)) for s in steps]
+        return np.stack([np.asarray(values[i]) for i in idx]) if idx else np.zeros((0,) + self.shape)
+
+    @cached_property
+    def stats_array(self) -> np.ndarray:
+        """``(T, 8)`` float64, columns as ``netlapse._stats.STAT_NAMES``."""
+        if self.length == 0:
+            return np.zeros((0, len(STAT_NAMES)))
+        return np.asarray(self._array("stats")[: self.length])
+
+    @property
+    def stats(self):
+        """pandas DataFrame: step, mean, std, min, max, norm, mean_abs, zero_frac, nonfinite."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.stats_array, columns=list(STAT_NAMES))
+        df.insert(0, "step", self.steps)
+        df["nonfinite"] = df["nonfinite"].astype(np.int64)
+        return df
+
+    @property
+    def histograms(self) -> Histograms:
+        counts = (np.asarray(self._array("hist")[: self.length]) if self.length
+                  else np.zeros((0, HIST_BINS), np.int64))
+        st = self.stats_array
+        return Histograms(self.steps, counts, st[:, 2].copy(), st[:, 3].copy())
+
+
+def _describe_steps(steps: np.ndarray) -> str:
+    if len(steps) == 0:
+        return "none"
+    if len(steps) <= 12:
+        return ", ".join(str(int(s)) for s in steps)
+    head = ", ".join(str(int(s)) for s in steps[:5])
+    return f"{head}, ..., {int(steps[-1])} ({len(steps)} in all)"
+
+
+class RunReader:
+    """A read-only view of a run folder. ``refresh()`` picks up steps committed since."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not (self.path / RUN_FILE).exists():
+            hint = ""
+            if self.path.is_dir():
+                runs = sorted(p.parent.name for p in self.path.glob("*/" + RUN_FILE))[:5]
+                if runs:
+                    hint = f" It holds runs: {', '.join(runs)}."
+            elif not self.path.exists():
+                raise NotARunError(f"{self.path} does not exist.")
+            raise NotARunError(f"{self.path} is not a netlapse run (no {RUN_FILE}).{hint}")
+        self._store = None
+        self._arrays: dict = {}
+        self.refresh()
+
+    def refresh(self) -> "RunReader":
+        self.manifest = read_json(self.path / RUN_FILE)
+        version = self.manifest.get("format_version")
+        if not isinstance(version, int):
+            raise CorruptRunError(f"{self.path / RUN_FILE} has no integer format_version.")
+        if version > FORMAT_VERSION:
+            raise CorruptRunError(
+                f"{self.path / RUN_FILE} has format version {version}, newer than this netlapse "
+                f"reads ({FORMAT_VERSION}). Upgrade netlapse: pip install -U netlapse.")
+        commit_path = self.path / COMMIT_FILE
+        self.commit = read_json(commit_path) if commit_path.exists() else {}
+        lengths = self.commit.get("lengths", {})
+        metas = self.manifest.get("streams", {})
+        self._streams = {name: Stream(self, name, metas[name], int(n))
+                         for name, n in lengths.items() if name in metas}
+        self._arrays.clear()
+        self.__dict__.pop("metrics", None)
+        return self
+
+    # ------------------------------------------------------------------ arrays
+    def _array(self, key: str):
+        arr = self._arrays.get(key)
+        if arr is None:
+            import zarr
+            from zarr.storage import LocalStore
+
+            if self._store is None:
+                self._store = LocalStore(self.path / DATA_DIR, read_only=True)
+            try:
+                arr = zarr.open_array(store=self._store, path=key, mode="r")
+            except Exception as exc:  # zarr raises several types for missing/bad metadata
+                raise CorruptRunError(f"{self.path / DATA_DIR / key} cannot be read: {exc}") from exc
+            self._arrays[key] = arr
+        return arr
+
+    # ------------------------------------------------------------------ public
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name") or self.path.name
+
+    @property
+    def status(self) -> str:
+        return run_status(self.manifest)
+
+    @property
+    def config(self) -> dict:
+        return self.manifest.get("config", {})
+
+    @property
+    def model(self) -> dict | None:
+        return self.manifest.get("model")
+
+    @property
+    def waited_s(self) -> float:
+        """Seconds the training thread waited for the writer (backpressure)."""
+        return float(self.commit.get("waited_s", 0.0))
+
+    def streams(self, kind: str | None = None) -> list[str]:
+        names = sorted(self._streams)
+        return [n for n in names if kind is None or n.split("/", 1)[0] == kind]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._streams
+
+    def __getitem__(self, name: str) -> Stream:
+        try:
+            return self._streams[name]
+        except KeyError:
+            near = nearest_names(name, self._streams)
+            raise StreamNotFoundError(
+                f"no stream {name!r} in run {self.path}. Nearest: {', '.join(near) or 'none'}. "
+                "List them all with run.streams() or `netlapse info RUN`.") from None
+
+    def last_step(self) -> int:
+        ends = [int(s.steps[-1]) for s in self._streams.values() if s.length]
+        if self.commit.get("metric_rows"):
+            ends.append(int(self._metric_steps()[-1]))
+        return max(ends) if ends else 0
+
+    def _metric_steps(self) -> np.ndarray:
+        n = int(self.commit.get("metric_rows", 0))
+        return np.asarray(self._array(f"{METRICS_GROUP}/step")[:n], np.int64) if n else np.zeros(0, np.int64)
+
+    @cached_property
+    def metrics(self):
+        """pandas DataFrame: ``step`` and one column per logged metric, one row per step."""
+        import pandas as pd
+
+        n = int(self.commit.get("metric_rows", 0))
+        names = list(self.commit.get("metric_names", []))
+        data = {"step": self._metric_steps()}
+        for name in names:
+            data[name] = (np.asarray(self._array(f"{METRICS_GROUP}/{metric_key(name)}")[:n], np.float64)
+                          if n else np.zeros(0))
+        df = pd.DataFrame(data)
+        if len(df) and df["step"].duplicated().any():
+            df = df.groupby("step", as_index=False, sort=True).last()
+        return df.reset_index(drop=True)
+
+    def to_xarray(self):
+        """An xarray Dataset, lazily backed by the zarr arrays (dask), one variable per array.
+
+        For stream ``S``: ``S/stats`` (dims ``S/step``, ``stat``), ``S/hist`` and, for full
+        streams, ``S`` with dims ``S/step``, ``S/dim_0``, ...
+        """
+        try:
+            import dask.array as da
+            import xarray as xr
+        except ImportError as exc:
+            raise ImportError("to_xarray() needs xarray and dask: pip install 'netlapse[xarray]'") from exc
+        variables = {}
+        coords = {"stat": list(STAT_NAMES), "bin": np.arange(HIST_BINS)}
+        for name, s in self._streams.items():
+            tdim = f"{name}/step"
+            coords[tdim] = s.steps
+            n = s.length
+            variables[f"{name}/stats"] = xr.Variable(
+                (tdim, "stat"), da.from_zarr(self._array(f"{name}/stats"))[:n])
+            variables[f"{name}/hist"] = xr.Variable(
+                (tdim, "bin"), da.from_zarr(self._array(f"{name}/hist"))[:n])
+            if s.capture == "full":
+                dims = (tdim,) + tuple(f"{name}/dim_{i}" for i in range(len(s.shape)))
+                variables[name] = xr.Variable(dims, da.from_zarr(self._array(f"{name}/values"))[:n])
+        return xr.Dataset(variables, coords=coords, attrs={"run": str(self.path), "status": self.status})

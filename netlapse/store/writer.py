@@ -1,0 +1,124 @@
+"""Appending batches of steps to the zarr store, and publishing them with ``commit.json``.
+
+Only the writer thread calls this. The protocol (see layout.py): grow arrays ahead, write the
+new rows, then atomically replace ``commit.json`` with the new lengths. A reader trusts only
+``commit.json``, so it never sees a half-written step, and a killed writer leaves every
+committed step exact (zarr's LocalStore also writes each chunk file atomically).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._jsonio import read_json, write_json_atomic
+from .._stats import HIST_BINS, N_STATS
+from .layout import (COMMIT_FILE, DATA_DIR, FORMAT_VERSION, METRICS_GROUP, SMALL_CHUNK_STEPS,
+                     compressors, metric_key, values_chunk_steps)
+from .manifest import Manifest
+
+__all__ = ["StoreWriter"]
+
+
+class _Column:
+    """One growable zarr array with time first; ``capacity`` rows exist, the caller tracks length."""
+
+    def __init__(self, array, chunk_steps: int):
+        self.array = array
+        self.chunk_steps = chunk_steps
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        end = start + len(rows)
+        capacity = self.array.shape[0]
+        if end > capacity:
+            grown = max(end, 2 * capacity)
+            grown = -(-grown // self.chunk_steps) * self.chunk_steps
+            self.array.resize((grown,) + tuple(self.array.shape[1:]))
+        self.array[start:end] = rows
+
+
+class StoreWriter:
+    def __init__(self, root: Path, manifest: Manifest, *, resume: bool = False, level: int = 1):
+        import zarr
+        from zarr.storage import LocalStore
+
+        self.root = Path(root)
+        self.manifest = manifest
+        self.level = level
+        self.group = zarr.open_group(LocalStore(self.root / DATA_DIR), mode="a")
+        self.columns: dict[tuple[str, str], _Column] = {}
+        self.lengths: dict[str, int] = {}
+        self.metric_rows = 0
+        self.metric_names: list[str] = []
+        self.seq = 0
+        if resume:
+            self._load_commit()
+
+    # ------------------------------------------------------------------ commit state
+    def _load_commit(self) -> None:
+        path = self.root / COMMIT_FILE
+        if not path.exists():
+            return
+        commit = read_json(path)
+        self.lengths = {k: int(v) for k, v in commit.get("lengths", {}).items()}
+        self.metric_rows = int(commit.get("metric_rows", 0))
+        self.metric_names = list(commit.get("metric_names", []))
+        self.seq = int(commit.get("seq", 0))
+
+    def commit(self, **extra) -> None:
+        self.seq += 1
+        write_json_atomic(self.root / COMMIT_FILE, {
+            "format_version": FORMAT_VERSION,
+            "seq": self.seq,
+            "time": time.time(),
+            "lengths": self.lengths,
+            "metric_rows": self.metric_rows,
+            "metric_names": self.metric_names,
+            **extra,
+        })
+
+    # ------------------------------------------------------------------ arrays
+    def _column(self, path: str, key: str, shape: tuple, dtype, chunk_steps: int) -> _Column:
+        col = self.columns.get((path, key))
+        if col is None:
+            name = f"{path}/{key}"
+            try:
+                array = self.group[name]
+            except KeyError:
+                array = self.group.create_array(
+                    name=name, shape=(0,) + tuple(shape), chunks=(chunk_steps,) + tuple(shape),
+                    dtype=dtype, compressors=compressors(self.level),
+                    fill_value=np.nan if np.dtype(dtype).kind == "f" else 0)
+            col = self.columns[(path, key)] = _Column(array, chunk_steps)
+        return col
+
+    def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
+                      hist: np.ndarray, values: np.ndarray | None) -> None:
+        """Write ``len(steps)`` new rows of stream ``name`` (not yet published)."""
+        if name not in self.manifest.streams:
+            self.manifest.add_streams({name: meta})
+        start = self.lengths.get(name, 0)
+        self._column(name, "steps", (), np.int64, SMALL_CHUNK_STEPS).write(start, steps)
+        self._column(name, "stats", (N_STATS,), np.float64, SMALL_CHUNK_STEPS).write(start, stats)
+        self._column(name, "hist", (HIST_BINS,), np.int64, SMALL_CHUNK_STEPS).write(start, hist)
+        if values is not None:
+            shape = tuple(meta["shape"])
+            chunk = values_chunk_steps(shape, values.dtype)
+            self._column(name, "values", shape, values.dtype, chunk).write(start, values)
+        self.lengths[name] = start + len(steps)
+
+    def append_metrics(self, steps: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        start = self.metric_rows
+        n = len(steps)
+        self._column(METRICS_GROUP, "step", (), np.int64, SMALL_CHUNK_STEPS).write(start, steps)
+        for name in columns:
+            if name not in self.metric_names:
+                self.metric_names.append(name)
+        for name in self.metric_names:
+            col = self._column(METRICS_GROUP, metric_key(name), (), np.float64, SMALL_CHUNK_STEPS)
+            if col.array.shape[0] < start:   # a metric first logged now: earlier rows are NaN
+                col.write(col.array.shape[0], np.full(start - col.array.shape[0], np.nan))
+            col.write(start, columns.get(name, np.full(n, np.nan)))
+        self.metric_rows = start + n

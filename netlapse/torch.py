@@ -1,0 +1,294 @@
+"""PyTorch: ``watch(model, run, optimizer=...)`` records weights, grads, activations and probes.
+
+Steps (see DESIGN.md): weights at step 0 when watching starts; at each ``optimizer.step()`` the
+grads used by that update (taken just before it) and the weights after it, when
+``step % every == 0``. Activations of the training forward pass that produced update ``k`` are
+recorded at step ``k``; their hooks are installed only while a captured step is pending.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised without torch installed
+    raise ImportError("netlapse.torch needs PyTorch: pip install 'netlapse[torch]' "
+                      "(or pip install torch==2.13.0)") from exc
+
+import numpy as np
+
+from ._capture import CapturePlan, select_names
+from .errors import NetlapseError
+
+__all__ = ["watch", "Watcher", "model_summary"]
+
+_WATCHED: "weakref.WeakKeyDictionary[nn.Module, Watcher]" = weakref.WeakKeyDictionary()
+
+_STORED_DTYPE = {torch.bfloat16: np.float32, torch.float16: np.float16, torch.float32: np.float32,
+                 torch.float64: np.float64, torch.bool: np.bool_}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _host_dtype(dtype: torch.dtype):
+    if dtype in _STORED_DTYPE:
+        return _STORED_DTYPE[dtype]
+    return torch.empty((), dtype=dtype).numpy().dtype
+
+
+def model_summary(model: nn.Module) -> dict:
+    """Module tree, parameter names/shapes/dtypes/counts, as plain JSON."""
+    params = [{"name": n, "shape": list(p.shape), "dtype": _dtype_name(p.dtype),
+               "numel": p.numel(), "trainable": p.requires_grad}
+              for n, p in model.named_parameters()]
+    modules = [{"name": n or "", "type": type(m).__name__,
+                "params": sum(p.numel() for p in m.parameters(recurse=False)),
+                "leaf": not any(True for _ in m.children())}
+               for n, m in model.named_modules()]
+    return {"type": type(model).__name__, "parameters": params, "modules": modules,
+            "total_params": sum(p["numel"] for p in params),
+            "trainable_params": sum(p["numel"] for p in params if p["trainable"])}
+
+
+def _first_tensor(output):
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def _pinned_alloc(shape, dtype):
+    return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True).numpy()
+
+
+class Watcher:
+    """Hooks on one model (and its optimizer) feeding one run. Close it, or use ``with``."""
+
+    def __init__(self, model: nn.Module, run, optimizer=None, *, every: int = 1,
+                 weights="stats", grads="stats", activations=None, probe=None,
+                 include=None, exclude=None):
+        if not isinstance(model, nn.Module):
+            raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
+        if model in _WATCHED and not _WATCHED[model].closed:
+            raise NetlapseError("this model is already watched; close the first watcher "
+                                "(w.close()) before watching it again.")
+        if getattr(run, "closed", True):
+            raise NetlapseError("watch() needs an open netlapse.Run as its second argument.")
+        if optimizer is not None and not hasattr(optimizer, "register_step_post_hook"):
+            raise NetlapseError("optimizer must be a torch.optim.Optimizer (or None and call "
+                                "w.step() after each update).")
+        self.plan = CapturePlan.make(every, weights, grads, activations)
+        self.model = model
+        self.run = run
+        self.optimizer = optimizer
+        self.closed = False
+        self._handles: list = []
+        self._act_handles: list = []
+        self._warned: set[str] = set()
+        self._act_last: dict[str, int] = {}
+        self._act_shapes: dict[str, tuple] = {}
+
+        named = dict(model.named_parameters())
+        leaves = {(n or "model"): m for n, m in model.named_modules() if not any(True for _ in m.children())}
+        all_names = list(named) + [n for n in leaves if n not in named]
+        chosen = set(select_names(all_names, include, exclude))
+        self.params = [(n, p) for n, p in named.items() if n in chosen]
+        self.leaves = [(n, m) for n, m in leaves.items() if n in chosen]
+        self.probe, self.probe_target = self._split_probe(probe)
+
+        if any(p.is_cuda for _, p in self.params):
+            run._pipeline.pool.alloc = _pinned_alloc
+        run.set_model_summary({"name": "torch", "version": torch.__version__}, model_summary(model))
+        if self.probe is not None:
+            self._check_probe()
+            self._record_inputs()
+        if optimizer is not None:
+            self._handles.append(optimizer.register_step_pre_hook(self._before_update))
+            self._handles.append(optimizer.register_step_post_hook(self._after_update))
+        _WATCHED[model] = self
+        run.watchers.append(self)
+        self._record_state(run.step)
+        self._arm_activations()
+
+    # ------------------------------------------------------------------ set-up helpers
+    @staticmethod
+    def _split_probe(probe):
+        if probe is None:
+            return None, None
+        if isinstance(probe, (tuple, list)) and len(probe) == 2:
+            return probe[0], probe[1]
+        return probe, None
+
+    def _run_probe_forward(self):
+        """Run the model on the probe: eval mode, no grad; restore every module's mode."""
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.model(self.probe)
+        finally:
+            for m, was in modes:
+                m.training = was
+
+    def _check_probe(self) -> None:
+        stack: list[tuple[str, list]] = []
+        handles = []
+        def enter(name, module, inputs):
+            stack.append((name, [tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)]))
+
+        def leave(module, inputs, output):
+            stack.pop()
+
+        for name, m in self.leaves:
+            handles.append(m.register_forward_pre_hook(functools.partial(enter, name)))
+            handles.append(m.register_forward_hook(leave))
+        try:
+            self._run_probe_forward()
+        except Exception as exc:
+            where = (f" at layer {stack[-1][0]!r} (input shapes {stack[-1][1]})" if stack else "")
+            raise NetlapseError(
+                f"the model rejects the probe of shape {tuple(self.probe.shape)}{where}: {exc}. "
+                "Pass a probe batch shaped like the model's training input.") from exc
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _record_inputs(self) -> None:
+        self._record("inputs/probe", self.probe, 0, "full", kind="inputs")
+        if self.probe_target is not None:
+            self._record("inputs/probe_target", self.probe_target, 0, "full", kind="inputs")
+
+    # ------------------------------------------------------------------ recording
+    def _record(self, name: str, tensor, step: int, capture: str, kind: str | None = None) -> None:
+        t = tensor.detach() if isinstance(tensor, torch.Tensor) else torch.as_tensor(tensor)
+        shape = tuple(t.shape)
+        meta = self.plan.meta(kind or name.split("/", 1)[0], capture, shape, _dtype_name(t.dtype))
+        host = _host_dtype(t.dtype)
+        if t.is_cuda:
+            def fill(buf, t=t):
+                torch.from_numpy(buf).copy_(t, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                return event.synchronize
+        else:
+            def fill(buf, t=t):
+                torch.from_numpy(buf).copy_(t)
+        self.run.record(name, step, fill, shape, host, full=capture == "full", meta=meta)
+
+    def _record_state(self, step: int) -> None:
+        """Weights (and probe outputs) as they are after ``step`` updates."""
+        if not self.plan.due(step):
+            return
+        if self.plan.weights:
+            for name, p in self.params:
+                self._record(f"weights/{name}", p, step, self.plan.weights)
+        if self.probe is not None:
+            self._capture_probe(step)
+
+    def _capture_probe(self, step: int) -> None:
+        handles = [m.register_forward_hook(functools.partial(self._probe_hook, name, step))
+                   for name, m in self.leaves]
+        try:
+            self._run_probe_forward()
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _probe_hook(self, name, step, module, inputs, output) -> None:
+        t = _first_tensor(output)
+        if t is not None:
+            self._record(f"probe/{name}", t, step, "full")
+
+    def _record_grads(self, step: int) -> None:
+        if self.plan.grads and self.plan.due(step):
+            for name, p in self.params:
+                if p.grad is not None:
+                    self._record(f"grads/{name}", p.grad, step, self.plan.grads)
+
+    def _activation_hook(self, name, module, inputs, output) -> None:
+        step = self.run.step + 1
+        if not torch.is_grad_enabled() or self._act_last.get(name) == step:
+            return   # an eval pass, or a second forward of this step (gradient accumulation)
+        t = _first_tensor(output)
+        if t is None:
+            return
+        stream = f"activations/{name}"
+        capture = self.plan.activations
+        if capture == "full":
+            first = self._act_shapes.setdefault(stream, tuple(t.shape))
+            if tuple(t.shape) != first:
+                if stream not in self._warned:
+                    self._warned.add(stream)
+                    import warnings
+                    warnings.warn(f"{stream}: output shape {tuple(t.shape)} differs from the first "
+                                  f"recorded {first}; such steps are not stored in full. "
+                                  "Use drop_last=True in the DataLoader or activations=\"stats\".",
+                                  RuntimeWarning, stacklevel=2)
+                return
+        self._act_last[name] = step
+        self._record(stream, t, step, capture)
+
+    def _arm_activations(self) -> None:
+        """Install activation hooks only while the next step is one to capture."""
+        want = bool(self.plan.activations) and not self.closed and self.plan.due(self.run.step + 1)
+        if want and not self._act_handles:
+            self._act_handles = [m.register_forward_hook(functools.partial(self._activation_hook, n))
+                                 for n, m in self.leaves]
+        elif not want and self._act_handles:
+            for h in self._act_handles:
+                h.remove()
+            self._act_handles = []
+
+    def _before_update(self, optimizer=None, args=None, kwargs=None) -> None:
+        self._record_grads(self.run.step + 1)
+
+    def _after_update(self, optimizer=None, args=None, kwargs=None) -> None:
+        self.run.step += 1
+        self._record_state(self.run.step)
+        self._arm_activations()
+
+    # ------------------------------------------------------------------ public
+    def step(self) -> None:
+        """Without an optimizer: call after each update; records grads (as they are now) and weights."""
+        if self.optimizer is not None:
+            raise NetlapseError("this watcher advances on optimizer.step(); do not call w.step() too.")
+        self._before_update()
+        self._after_update()
+
+    def close(self) -> None:
+        """Remove every hook. The run stays open (close it with run.close())."""
+        if self.closed:
+            return
+        self.closed = True
+        for h in self._handles + self._act_handles:
+            h.remove()
+        self._handles, self._act_handles = [], []
+        if self in self.run.watchers:
+            self.run.watchers.remove(self)
+
+    def __enter__(self) -> "Watcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads="stats",
+          activations=None, probe=None, include=None, exclude=None) -> Watcher:
+    """Record a PyTorch model's training into ``run``.
+
+    weights, grads, activations: ``"full"`` (exact tensors), ``"stats"`` (summary + histogram)
+    or ``None``. ``every``: record steps divisible by it. ``probe``: a fixed input batch (or
+    ``(x, y)``) run in eval mode at every captured step; each leaf layer's output is stored in
+    full as ``probe/<layer>``. ``include``/``exclude``: glob patterns on parameter and layer names.
+    """
+    return Watcher(model, run, optimizer, every=every, weights=weights, grads=grads,
+                   activations=activations, probe=probe, include=include, exclude=exclude)

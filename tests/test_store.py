@@ -1,0 +1,136 @@
+"""The store's commit protocol: readers see whole steps only, during writing and after a crash."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import netlapse as nl
+from netlapse import CorruptRunError, NotARunError, RunExistsError
+from netlapse._stats import summarize
+
+sys.path.insert(0, str(Path(__file__).parent))
+from writer_proc import tensor_at  # noqa: E402
+
+WRITER = Path(__file__).parent / "writer_proc.py"
+
+
+def start_writer(path, steps=100000, sleep=0.002):
+    return subprocess.Popen([sys.executable, str(WRITER), str(path), str(steps), str(sleep)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def check_committed(path) -> int:
+    r = nl.open_run(path)
+    if "weights/w" not in r:
+        return 0
+    w = r["weights/w"]
+    steps = w.steps
+    assert list(steps) == list(range(len(steps))), "steps must be the contiguous committed prefix"
+    hist = w.history()
+    for k in steps:
+        np.testing.assert_array_equal(hist[k], tensor_at(int(k)))
+    stats, counts = summarize(tensor_at(int(steps[-1])))
+    np.testing.assert_allclose(w.stats_array[-1], stats)
+    np.testing.assert_array_equal(w.histograms.counts[-1], counts)
+    m = r.metrics
+    np.testing.assert_array_equal(m["loss"].to_numpy(), m["step"].to_numpy() * 0.5)
+    return len(steps)
+
+
+def test_reader_polling_while_writer_appends(tmp_path):
+    path = tmp_path / "live"
+    proc = start_writer(path, steps=400, sleep=0.003)
+    try:
+        proc.stdout.readline()   # the run exists once the first step is announced
+        seen = []
+        while proc.poll() is None:
+            seen.append(check_committed(path))
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen == sorted(seen), "a reader never sees fewer steps later"
+    assert len(set(seen)) > 3, f"the reader should see the run grow, saw {sorted(set(seen))}"
+    assert check_committed(path) == 400
+    assert nl.open_run(path).status == "finished"
+
+
+@pytest.mark.parametrize("trial", range(10))
+def test_sigkill_leaves_every_committed_step_exact(tmp_path, trial):
+    rng = random.Random(trial)
+    path = tmp_path / f"crash{trial}"
+    proc = start_writer(path)
+    proc.stdout.readline()
+    time.sleep(rng.uniform(0.05, 0.8))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = nl.open_run(path)
+    assert r.status == "not closed"
+    check_committed(path)
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(NotARunError, match="does not exist"):
+        nl.open_run(tmp_path / "nope")
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    nl.Run(tmp_path / "runs" / "a").close()
+    with pytest.raises(NotARunError, match="It holds runs: a"):
+        nl.open_run(tmp_path / "runs")
+    with pytest.raises(RunExistsError, match="resume=True"):
+        nl.Run(tmp_path / "runs" / "a")
+    (tmp_path / "runs" / "a" / "run.json").write_text("{not json")
+    with pytest.raises(CorruptRunError, match="run.json is not valid JSON"):
+        nl.open_run(tmp_path / "runs" / "a")
+    (tmp_path / "runs" / "a" / "run.json").write_text('{"format_version": 99}')
+    with pytest.raises(CorruptRunError, match="format version 99"):
+        nl.open_run(tmp_path / "runs" / "a")
+
+
+def test_resume_and_overwrite(tmp_path):
+    p = tmp_path / "r"
+    with nl.Run(p) as run:
+        for k in range(3):
+            run.step = k
+            run.record_array("weights/w", np.full(4, k, np.float32))
+    with nl.Run(p, resume=True) as run:
+        assert run.step == 2
+        run.step = 3
+        run.record_array("weights/w", np.full(4, 3, np.float32))
+    s = nl.open_run(p)["weights/w"]
+    assert list(s.steps) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(s.history()[:, 0], [0, 1, 2, 3])
+    with nl.Run(p, overwrite=True) as run:
+        pass
+    assert nl.open_run(p).streams() == []
+
+
+def test_metrics_sparse_columns_and_explicit_step(tmp_path):
+    with nl.Run(tmp_path / "m") as run:
+        run.log(loss=1.0)
+        run.step = 5
+        run.log(loss=0.5)
+        run.log(acc=0.9)              # same step, new column: merged into one row
+        run.log(step=10, val_loss=0.25)
+    m = nl.open_run(tmp_path / "m").metrics
+    assert list(m.columns) == ["step", "loss", "acc", "val_loss"]
+    assert list(m["step"]) == [0, 5, 10]
+    assert m.loc[1, "loss"] == 0.5 and m.loc[1, "acc"] == 0.9
+    assert np.isnan(m.loc[0, "acc"]) and m.loc[2, "val_loss"] == 0.25
+
+
+def test_to_xarray_is_lazy_and_equal(tmp_path):
+    with nl.Run(tmp_path / "x") as run:
+        for k in range(5):
+            run.step = k * 2
+            run.record_array("weights/w", tensor_at(k, (3, 4)))
+    ds = nl.open_run(tmp_path / "x").to_xarray()
+    var = ds["weights/w"]
+    assert var.chunks is not None   # dask-backed
+    np.testing.assert_array_equal(var.values, np.stack([tensor_at(k, (3, 4)) for k in range(5)]))
+    assert list(ds["weights/w/step"].values) == [0, 2, 4, 6, 8]
