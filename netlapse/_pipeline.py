@@ -26,6 +26,7 @@ __all__ = ["Pipeline", "BufferPool"]
 
 BATCH_BYTES = 16 << 20
 MAX_BATCH_STEPS = 256
+MAX_PENDING_STEPS = 4096   # commit early when a stream gathers this many steps between commits
 
 
 class BufferPool:
@@ -76,11 +77,19 @@ class _Capture:
 
 @dataclass
 class _StreamBatch:
+    """Steps of one stream since the last commit.
+
+    Full tensors go into ``values``, a block of ``capacity`` rows reused all run long; when it
+    fills, its rows are written to the store at once (``written`` counts those), and the small
+    per-step arrays (steps, stats, histograms) wait for the next commit.
+    """
+
     meta: dict
     steps: list = field(default_factory=list)
     stats: list = field(default_factory=list)
     hist: list = field(default_factory=list)
     values: np.ndarray | None = None
+    written: int = 0
 
     def capacity(self, shape, dtype) -> int:
         nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
@@ -213,15 +222,24 @@ class Pipeline:
             if batch.values is None:
                 n = batch.capacity(cap.buf.shape, cap.buf.dtype)
                 batch.values = np.empty((n,) + cap.buf.shape, cap.buf.dtype)
-            batch.values[len(batch.steps)] = cap.buf
+            row = len(batch.steps) - batch.written
+            batch.values[row] = cap.buf
+            if row + 1 == len(batch.values):
+                self._write_values(cap.name, batch, row + 1)
         self.pool.release(cap.slot, cap.buf)
         batch.steps.append(cap.step)
         batch.stats.append(stats)
         batch.hist.append(hist)
 
+    def _write_values(self, name: str, batch: _StreamBatch, rows: int) -> None:
+        """Write the first ``rows`` held tensors of ``batch`` (unpublished until the commit)."""
+        start = self.writer.length(name) + batch.written
+        self.writer.write_values(name, batch.meta, start, batch.values[:rows])
+        batch.written += rows
+
     def _batch_full(self) -> bool:
-        return any(b.values is not None and len(b.steps) >= len(b.values)
-                   for b in self._batches.values()) or len(self._metric_steps) >= 4096
+        return (any(len(b.steps) >= MAX_PENDING_STEPS for b in self._batches.values())
+                or len(self._metric_steps) >= MAX_PENDING_STEPS)
 
     def _flush(self) -> None:
         wrote = False
@@ -229,13 +247,15 @@ class Pipeline:
             k = len(batch.steps)
             if not k:
                 continue
-            values = batch.values[:k] if batch.values is not None else None
+            if batch.values is not None and k > batch.written:
+                self._write_values(name, batch, k - batch.written)
             self.writer.append_stream(
                 name, batch.meta, np.asarray(batch.steps, np.int64),
                 np.asarray(batch.stats, np.float64).reshape(k, N_STATS),
-                np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), values)
+                np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), None)
             self.last_committed_step[name] = batch.steps[-1]
             batch.steps.clear(), batch.stats.clear(), batch.hist.clear()
+            batch.written = 0
             wrote = True
         if self._metric_steps:
             names = dict.fromkeys(k for row in self._metric_rows for k in row)

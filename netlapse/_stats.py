@@ -19,6 +19,8 @@ not in the histogram (they are counted by ``nonfinite``). The edges of step ``t`
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 STAT_NAMES = ("mean", "std", "min", "max", "norm", "mean_abs", "zero_frac", "nonfinite")
@@ -26,6 +28,8 @@ N_STATS = len(STAT_NAMES)
 HIST_BINS = 64
 
 __all__ = ["STAT_NAMES", "N_STATS", "HIST_BINS", "summarize", "hist_edges", "histogram"]
+
+_LOCAL = threading.local()
 
 
 def hist_edges(lo: float, hi: float, bins: int = HIST_BINS) -> np.ndarray:
@@ -35,18 +39,48 @@ def hist_edges(lo: float, hi: float, bins: int = HIST_BINS) -> np.ndarray:
     return lo + (hi - lo) * (np.arange(bins + 1, dtype=np.float64) / bins)
 
 
+def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's reused work arrays (float64, float64, intp, bool), ``n`` elements each.
+
+    Fresh multi-megabyte temporaries cost more in page faults than the arithmetic done on them,
+    so each thread that summarizes (the writer) keeps one set, grown to the largest tensor seen.
+    """
+    bufs = getattr(_LOCAL, "bufs", None)
+    if bufs is None or bufs[0].size < n:
+        size = max(n, 4096)
+        bufs = _LOCAL.bufs = (np.empty(size, np.float64), np.empty(size, np.float64),
+                              np.empty(size, np.intp), np.empty(size, np.bool_))
+    return bufs[0][:n], bufs[1][:n], bufs[2][:n], bufs[3][:n]
+
+
 def histogram(x64: np.ndarray, lo: float, hi: float, bins: int = HIST_BINS) -> np.ndarray:
     """Counts of the finite float64 values ``x64`` in the documented layout over ``[lo, hi]``."""
-    if x64.size == 0:
-        return np.zeros(bins, dtype=np.int64)
-    if hi <= lo:
-        counts = np.zeros(bins, dtype=np.int64)
-        counts[0] = x64.size
+    _, work, idx, _ = _scratch(x64.size)
+    return _histogram_into(x64, lo, hi, bins, work, idx)
+
+
+def _histogram_into(x64, lo: float, hi: float, bins: int, work, idx) -> np.ndarray:
+    n = x64.size
+    counts = np.zeros(bins, dtype=np.int64)
+    if n == 0:
         return counts
-    scaled = (x64 - lo) * (bins / (hi - lo))
-    idx = scaled.astype(np.int64)
-    np.minimum(idx, bins - 1, out=idx)
-    return np.bincount(idx, minlength=bins)
+    if hi <= lo:
+        counts[0] = n
+        return counts
+    width = hi - lo
+    np.subtract(x64, lo, out=work)            # >= 0, exactly as the documented formula
+    step = width / bins
+    if np.isfinite(width) and bins & (bins - 1) == 0 and step * bins == width and step > 1e-300:
+        # dividing by width / bins (exact: bins is a power of two) rounds like x * bins / width
+        np.divide(work, step, out=idx, casting="unsafe")
+    else:
+        np.multiply(work, bins, out=work)
+        np.divide(work, width, out=idx, casting="unsafe")
+    # only x == hi lands on index ``bins``: it belongs to the last bin
+    full = np.bincount(idx, minlength=bins + 1)
+    counts += full[:bins]
+    counts[bins - 1] += full[bins:].sum()
+    return counts
 
 
 def summarize(x: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndarray]:
@@ -57,29 +91,45 @@ def summarize(x: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndar
     if n == 0:
         stats[7] = 0
         return stats, np.zeros(bins, dtype=np.int64)
-    x64 = flat.astype(np.float64, copy=flat.dtype != np.float64)
-    zeros = n - np.count_nonzero(x64)
-    total = x64.sum()
-    if np.isfinite(total):
-        finite = x64
-        nonfinite = 0
+    if flat.dtype.kind == "b":
+        flat = flat.view(np.uint8)
+    a64, work, idx, mask = _scratch(n)
+    stats[6] = np.count_nonzero(np.equal(flat, 0, out=mask)) / n
+    lo, hi = flat.min(), flat.max()   # NaN propagates, so finite lo and hi mean all finite
+    if np.isfinite(lo) and np.isfinite(hi):
+        stats[7] = 0
+        if flat.dtype == np.float64:
+            finite = flat
+        else:
+            finite = a64
+            np.copyto(finite, flat, casting="unsafe")
     else:
-        mask = np.isfinite(x64)
-        nonfinite = int(n - np.count_nonzero(mask))
-        finite = x64[mask] if nonfinite else x64
-    m = finite.size
-    stats[6] = zeros / n
-    stats[7] = nonfinite
-    if m == 0:
-        return stats, np.zeros(bins, dtype=np.int64)
-    mean = (finite.sum() if nonfinite else total) / m
-    lo = finite.min()
-    hi = finite.max()
-    centred = finite - mean
+        np.isfinite(flat, out=mask)
+        m = int(np.count_nonzero(mask))
+        stats[7] = n - m
+        if m == 0:
+            return stats, np.zeros(bins, dtype=np.int64)
+        finite = flat[mask].astype(np.float64)
+        lo, hi = finite.min(), finite.max()
+        work, idx = work[:m], idx[:m]
+    return stats, _moments_and_histogram(finite, float(lo), float(hi), bins, stats, work, idx)
+
+
+def _moments_and_histogram(x64, lo: float, hi: float, bins: int, stats, work, idx) -> np.ndarray:
+    """Fill mean, std, min, max, norm, mean_abs of the finite float64 values; return the counts.
+
+    Each step is one numpy loop into a reused buffer; these loops release the GIL, so the
+    training thread keeps running while the writer thread summarizes.
+    """
+    m = x64.size
+    mean = x64.sum() / m                   # the same pairwise float64 sum as np.mean
+    np.subtract(x64, mean, out=work)
+    ssd = float(np.einsum("i,i->", work, work))   # not np.dot: BLAS threads would take both cores
     stats[0] = mean
-    stats[1] = np.sqrt(np.dot(centred, centred) / m)
+    stats[1] = np.sqrt(ssd / m)
     stats[2] = lo
     stats[3] = hi
-    stats[4] = np.sqrt(np.dot(finite, finite))
-    stats[5] = np.abs(finite).sum() / m
-    return stats, histogram(finite, lo, hi, bins)
+    stats[4] = np.sqrt(ssd + m * mean * mean)    # sum x^2 = sum (x - mean)^2 + m mean^2
+    np.abs(x64, out=work)
+    stats[5] = work.sum() / m
+    return _histogram_into(x64, lo, hi, bins, work, idx)

@@ -21,6 +21,7 @@ rows are not data.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -39,6 +40,7 @@ SMALL_CHUNK_STEPS = 1024
 __all__ = [
     "FORMAT_VERSION", "RUN_FILE", "COMMIT_FILE", "DATA_DIR", "METRICS_GROUP", "STREAM_KINDS",
     "CAPTURES", "values_chunk_steps", "metric_key", "metric_name", "stream_kind", "compressors",
+    "values_compressors",
 ]
 
 
@@ -66,3 +68,16 @@ def compressors(level: int = 1):
     from zarr.codecs import ZstdCodec
 
     return (ZstdCodec(level=level),)
+
+
+@lru_cache(maxsize=1)
+def values_compressors():
+    """The codec of full tensors: blosc lz4, level 1, bit-shuffled.
+
+    Float weights barely compress (zstd level 1 saves about 8 % at about 400 MB/s on this
+    machine kind); bit-shuffled lz4 saves about 12 % at about 2 GB/s on one core, so the
+    writer keeps up with full captures every step. Zeros (ReLU outputs, masks) still shrink.
+    """
+    from zarr.codecs import BloscCodec
+
+    return (BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"),)

@@ -16,7 +16,7 @@ import numpy as np
 from .._jsonio import read_json, write_json_atomic
 from .._stats import HIST_BINS, N_STATS
 from .layout import (COMMIT_FILE, DATA_DIR, FORMAT_VERSION, METRICS_GROUP, SMALL_CHUNK_STEPS,
-                     compressors, metric_key, values_chunk_steps)
+                     compressors, metric_key, values_chunk_steps, values_compressors)
 from .manifest import Manifest
 
 __all__ = ["StoreWriter"]
@@ -80,7 +80,8 @@ class StoreWriter:
         })
 
     # ------------------------------------------------------------------ arrays
-    def _column(self, path: str, key: str, shape: tuple, dtype, chunk_steps: int) -> _Column:
+    def _column(self, path: str, key: str, shape: tuple, dtype, chunk_steps: int,
+                codecs=None) -> _Column:
         col = self.columns.get((path, key))
         if col is None:
             name = f"{path}/{key}"
@@ -89,24 +90,46 @@ class StoreWriter:
             except KeyError:
                 array = self.group.create_array(
                     name=name, shape=(0,) + tuple(shape), chunks=(chunk_steps,) + tuple(shape),
-                    dtype=dtype, compressors=compressors(self.level),
+                    dtype=dtype, compressors=codecs or compressors(self.level),
                     fill_value=np.nan if np.dtype(dtype).kind == "f" else 0)
             col = self.columns[(path, key)] = _Column(array, chunk_steps)
         return col
 
-    def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
-                      hist: np.ndarray, values: np.ndarray | None) -> None:
-        """Write ``len(steps)`` new rows of stream ``name`` (not yet published)."""
+    def length(self, name: str) -> int:
+        """Rows of stream ``name`` written and about to be published by the next commit."""
+        return self.lengths.get(name, 0)
+
+    def _register(self, name: str, meta: dict) -> None:
         if name not in self.manifest.streams:
             self.manifest.add_streams({name: meta})
+
+    def write_values(self, name: str, meta: dict, start: int, values: np.ndarray) -> None:
+        """Write full tensors as rows ``start...`` of ``name/values`` ahead of their steps.
+
+        They are not published until ``append_stream`` covers those rows and ``commit`` runs,
+        so big tensors can go to disk as soon as a batch is full while the small arrays of the
+        same steps wait for the next commit.
+        """
+        self._register(name, meta)
+        shape = tuple(meta["shape"])
+        chunk = values_chunk_steps(shape, values.dtype)
+        self._column(name, "values", shape, values.dtype, chunk,
+                     values_compressors()).write(start, values)
+
+    def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
+                      hist: np.ndarray, values: np.ndarray | None) -> None:
+        """Write ``len(steps)`` new rows of stream ``name`` (not yet published).
+
+        ``values``: the full tensors of these steps, or None when there are none or they were
+        already written with ``write_values``.
+        """
+        self._register(name, meta)
         start = self.lengths.get(name, 0)
         self._column(name, "steps", (), np.int64, SMALL_CHUNK_STEPS).write(start, steps)
         self._column(name, "stats", (N_STATS,), np.float64, SMALL_CHUNK_STEPS).write(start, stats)
         self._column(name, "hist", (HIST_BINS,), np.int64, SMALL_CHUNK_STEPS).write(start, hist)
         if values is not None:
-            shape = tuple(meta["shape"])
-            chunk = values_chunk_steps(shape, values.dtype)
-            self._column(name, "values", shape, values.dtype, chunk).write(start, values)
+            self.write_values(name, meta, start, values)
         self.lengths[name] = start + len(steps)
 
     def append_metrics(self, steps: np.ndarray, columns: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,291 @@
+"""Recording overhead: the same training loop bare, with netlapse, TensorBoard and W&B.
+
+Every variant runs in its own subprocess with ``torch.set_num_threads(1)``; repetitions are
+interleaved (rep 1 of every variant, then rep 2, ...) so that load from other processes falls
+on all variants alike. Prints a markdown table: median step time (min-max over repetitions of
+the per-run median), ratio to bare, CPU time per step, peak RSS (``VmHWM`` of the child),
+bytes written per step, and for netlapse the seconds the training thread waited for the writer
+and the seconds ``close()`` took to drain what was still queued.
+
+    python benchmarks/overhead.py              # full run (a few minutes)
+    python benchmarks/overhead.py --quick      # short smoke run
+    python benchmarks/overhead.py --long       # full weights, MLP, 5,000 steps: backlog check
+
+Needs ``pip install -r benchmarks/requirements.txt`` (tensorboard, wandb) for the peers; a peer
+that is not installed is reported as skipped. W&B runs with ``WANDB_MODE=offline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+VARIANTS = {
+    "bare": "no recording",
+    "nl_stats": "netlapse: weights+grads stats and histograms, every step",
+    "nl_full": "netlapse: full weights, every step",
+    "nl_act": "netlapse: activation stats and histograms, every step",
+    "tb_hist": "TensorBoard add_histogram of every weight and grad, every step",
+    "wandb": "wandb.watch(log='all', log_freq=1), offline",
+}
+MODELS = ("mlp", "cnn")
+
+
+# ---------------------------------------------------------------------------------------- child
+def _vm_hwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _model(name: str):
+    import torch
+    from torch import nn
+
+    if name == "mlp":
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                              nn.Linear(512, 10))
+        batch = 128
+        make = lambda g: torch.randn(batch, 784, generator=g)  # noqa: E731
+    else:
+        model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+        batch = 64
+        make = lambda g: torch.randn(batch, 1, 28, 28, generator=g)  # noqa: E731
+    g = torch.Generator().manual_seed(1)
+    data = [(make(g), torch.randint(0, 10, (batch,), generator=g)) for _ in range(8)]
+    return model, data
+
+
+def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    sys.path.insert(0, str(ROOT))
+    model, data = _model(model_name)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    out = Path(workdir) / f"{model_name}-{variant}"
+    run = tb = wb = None
+    log = lambda step, loss: None  # noqa: E731
+    if variant.startswith("nl_"):
+        import netlapse
+        from netlapse.torch import watch
+
+        run = netlapse.Run(out)
+        kw = {"nl_stats": dict(weights="stats", grads="stats"),
+              "nl_full": dict(weights="full", grads=None),
+              "nl_act": dict(weights=None, grads=None, activations="stats")}[variant]
+        watch(model, run, opt, **kw)
+        log = lambda step, loss: run.log(loss=loss)  # noqa: E731
+    elif variant == "tb_hist":
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(out))
+        params = list(model.named_parameters())
+
+        def log(step, loss):
+            tb.add_scalar("loss", loss, step)
+            for name, p in params:
+                tb.add_histogram(f"weights/{name}", p, step)
+                tb.add_histogram(f"grads/{name}", p.grad, step)
+    elif variant == "wandb":
+        os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(out),
+                          WANDB_CONSOLE="off")
+        out.mkdir(parents=True, exist_ok=True)
+        import wandb
+
+        wb = wandb.init(project="netlapse-bench", dir=str(out), mode="offline")
+        wandb.watch(model, log="all", log_freq=1)
+        log = lambda step, loss: wb.log({"loss": loss}, step=step)  # noqa: E731
+
+    loss_fn = torch.nn.functional.cross_entropy
+    times = []
+    cpu0 = None
+    for i in range(warmup + steps):
+        if i == warmup:
+            cpu0 = os.times()
+        x, y = data[i % len(data)]
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        log(i + 1, loss.item())
+        times.append(time.perf_counter() - t0)
+    cpu1 = os.times()
+    t0 = time.perf_counter()
+    waited = 0.0
+    if run is not None:
+        waited = run.waited_s
+        run.close()
+    if tb is not None:
+        tb.close()
+    if wb is not None:
+        wb.finish()
+    close_s = time.perf_counter() - t0
+    result = {
+        "model": model_name, "variant": variant, "steps": steps,
+        "median_ms": statistics.median(times[warmup:]) * 1e3,
+        "mean_ms": statistics.fmean(times[warmup:]) * 1e3,
+        "cpu_ms": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / steps * 1e3,
+        "rss_mb": _vm_hwm_mb(),
+        "bytes_per_step": (_dir_bytes(out) / (warmup + steps)) if out.exists() else 0,
+        "waited_s": waited, "close_s": close_s,
+    }
+    if run is not None:
+        from netlapse import open_run
+
+        r = open_run(out)
+        n = warmup + steps                 # weights are also recorded at step 0, before training
+        result["complete"] = bool(r.streams()) and all(
+            r[s].length == n + (r[s].kind == "weights") for s in r.streams())
+        if variant == "nl_full" and steps >= 1000:
+            result["window_ms"] = _windows(times[warmup:])
+    return result
+
+
+def _windows(times: list, parts: int = 5) -> list:
+    """Median step time (ms) in ``parts`` consecutive windows: a growing backlog shows as a rise."""
+    k = len(times) // parts
+    return [round(statistics.median(times[i * k:(i + 1) * k]) * 1e3, 3) for i in range(parts)]
+
+
+# --------------------------------------------------------------------------------------- parent
+def _available(variant: str) -> bool:
+    mod = {"tb_hist": "tensorboard", "wandb": "wandb"}.get(variant)
+    if mod is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(mod) is not None
+
+
+def _spawn(model: str, variant: str, steps: int, warmup: int, workdir: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, __file__, "--child", model, variant, str(steps), str(warmup), workdir]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{model}/{variant} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def _fmt_range(values: list, fmt: str = "{:.2f}") -> str:
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def table(results: list) -> str:
+    rows = ["| model | variant | step ms, median (min-max) | × bare | CPU ms/step | peak RSS MB "
+            "| bytes/step | waited s | close s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for model in MODELS:
+        mine = [r for r in results if r["model"] == model]
+        if not mine:
+            continue
+        bare = [r["median_ms"] for r in mine if r["variant"] == "bare"]
+        bare_med = statistics.median(bare) if bare else float("nan")
+        for variant in VARIANTS:
+            rs = [r for r in mine if r["variant"] == variant]
+            if not rs:
+                continue
+            if "skipped" in rs[0]:
+                rows.append(f"| {model} | {variant} | skipped: {rs[0]['skipped']} | | | | | | |")
+                continue
+            meds = [r["median_ms"] for r in rs]
+            ratios = [m / bare_med for m in meds]
+            done = "" if all(r.get("complete", True) for r in rs) else " (INCOMPLETE)"
+            rows.append(
+                f"| {model} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
+                f"| {statistics.median(r['cpu_ms'] for r in rs):.2f} "
+                f"| {statistics.median(r['rss_mb'] for r in rs):.0f} "
+                f"| {statistics.median(r['bytes_per_step'] for r in rs):,.0f} "
+                f"| {statistics.median(r['waited_s'] for r in rs):.2f} "
+                f"| {statistics.median(r['close_s'] for r in rs):.2f} |")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="60 steps, 1 repetition")
+    ap.add_argument("--long", action="store_true",
+                    help="only bare and full weights on the MLP, 5,000 steps: does the writer keep up?")
+    ap.add_argument("--steps", type=int, help="timed steps per run (default 400)")
+    ap.add_argument("--warmup", type=int, default=30, help="untimed steps first (default 30)")
+    ap.add_argument("--reps", type=int, help="interleaved repetitions (default 3)")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma list of: mlp, cnn")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma list of: " + ", ".join(VARIANTS))
+    ap.add_argument("--json", help="also write the raw results to this file")
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        model, variant, steps, warmup, workdir = args.child
+        print(json.dumps(child(model, variant, int(steps), int(warmup), workdir)))
+        return 0
+    steps = args.steps or (60 if args.quick else 5000 if args.long else 400)
+    reps = args.reps or (1 if args.quick or args.long else 3)
+    models = [m for m in args.models.split(",") if m]
+    variants = [v for v in args.variants.split(",") if v]
+    if args.long:
+        models, variants = ["mlp"], ["bare", "nl_full"]
+    bad = [m for m in models if m not in MODELS] + [v for v in variants if v not in VARIANTS]
+    if bad:
+        ap.error(f"unknown model or variant: {', '.join(bad)}")
+    results = []
+    total = reps * len(models) * len(variants)
+    done = 0
+    for rep in range(reps):
+        for model in models:
+            order = variants[rep % len(variants):] + variants[:rep % len(variants)]
+            for variant in order:
+                done += 1
+                if not _available(variant):
+                    results.append({"model": model, "variant": variant, "skipped": "not installed"})
+                    continue
+                workdir = tempfile.mkdtemp(prefix="netlapse-bench-")
+                try:
+                    r = _spawn(model, variant, steps, args.warmup, workdir)
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                r["rep"] = rep
+                results.append(r)
+                extra = f" windows {r['window_ms']}" if "window_ms" in r else ""
+                print(f"[{done}/{total}] rep {rep + 1} {model} {variant}: median "
+                      f"{r['median_ms']:.2f} ms, cpu {r['cpu_ms']:.2f} ms/step, "
+                      f"rss {r['rss_mb']:.0f} MB, waited {r['waited_s']:.2f} s, "
+                      f"close {r['close_s']:.2f} s{extra}", file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    print(f"\n{steps} timed steps after {args.warmup} warm-up, {reps} interleaved repetition(s), "
+          f"torch 1 thread; load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"on {os.cpu_count()} cores.\n")
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
