@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -30,38 +31,53 @@ MAX_PENDING_STEPS = 4096   # commit early when a stream gathers this many steps 
 
 
 class BufferPool:
-    """Per-stream free lists of host arrays, so a step's copy reuses memory instead of allocating."""
+    """Per-stream free lists of host arrays, so a step's copy reuses memory instead of allocating.
+
+    The fast path (a free buffer exists) takes no lock: ``deque.pop``/``append`` are atomic.
+    Only allocating a new buffer and waiting for one go through the condition.
+    """
 
     def __init__(self, per_stream: int, alloc: Callable[[tuple, np.dtype], np.ndarray] | None = None):
         self.per_stream = per_stream
         self.alloc = alloc or (lambda shape, dtype: np.empty(shape, dtype))
-        self._free: dict[tuple, queue.Queue] = {}
+        self._free: dict[tuple, deque] = {}
         self._made: dict[tuple, int] = {}
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._waiting = 0
         self.waited_s = 0.0
 
     def acquire(self, key: str, shape: tuple, dtype, check: Callable[[], None]) -> tuple[tuple, np.ndarray]:
         slot = (key, tuple(shape), np.dtype(dtype).str)
-        with self._lock:
-            free = self._free.setdefault(slot, queue.Queue())
-            try:
-                return slot, free.get_nowait()
-            except queue.Empty:
-                if self._made.get(slot, 0) < self.per_stream:
-                    self._made[slot] = self._made.get(slot, 0) + 1
-                    return slot, self.alloc(tuple(shape), np.dtype(dtype))
-        start = time.perf_counter()
+        free = self._free.get(slot)
+        if free is None:
+            free = self._free.setdefault(slot, deque())
         try:
-            while True:
-                try:
-                    return slot, free.get(timeout=0.5)
-                except queue.Empty:
+            return slot, free.pop()
+        except IndexError:
+            pass
+        with self._cond:
+            if self._made.get(slot, 0) < self.per_stream:
+                self._made[slot] = self._made.get(slot, 0) + 1
+                return slot, self.alloc(tuple(shape), np.dtype(dtype))
+            start = time.perf_counter()
+            self._waiting += 1
+            try:
+                while True:
+                    try:
+                        return slot, free.pop()
+                    except IndexError:
+                        pass
+                    self._cond.wait(0.5)
                     check()   # surface a writer failure instead of waiting forever
-        finally:
-            self.waited_s += time.perf_counter() - start
+            finally:
+                self._waiting -= 1
+                self.waited_s += time.perf_counter() - start
 
     def release(self, slot: tuple, buf: np.ndarray) -> None:
-        self._free[slot].put(buf)
+        self._free[slot].append(buf)
+        if self._waiting:
+            with self._cond:
+                self._cond.notify_all()
 
 
 @dataclass
@@ -103,7 +119,7 @@ class Pipeline:
                  buffers_per_stream: int = 4, alloc=None, on_commit: Callable[[], dict] | None = None):
         self.pool = BufferPool(buffers_per_stream, alloc)
         self.flush_every = flush_every
-        self._queue: queue.Queue = queue.Queue()
+        self._queue = queue.SimpleQueue()   # C-level put/get: cheap on the training thread
         self._writer_factory = writer_factory
         self._on_commit = on_commit or (lambda: {})
         self._error: BaseException | None = None
