@@ -91,3 +91,47 @@ def test_large_tensor_and_int_dtype():
     rng = np.random.default_rng(0)
     check(rng.normal(size=(784, 512)).astype(np.float32))
     check(rng.integers(-5, 5, size=1000))
+
+
+@pytest.mark.parametrize("hi", [0.7, 1.1, 5.3])
+def test_values_on_bin_edges_follow_the_documented_formula(hi):
+    # values on (or within one rounding of) the bin edges: floor((x - lo) * 64 / (hi - lo)) in
+    # float64 decides, and x * (64 / hi) (one more rounding) puts several of these in another bin
+    x = np.arange(HIST_BINS + 1) * hi / HIST_BINS
+    ref = np.floor(x * HIST_BINS / x.max()).astype(np.int64)
+    assert (ref != (x * (HIST_BINS / x.max())).astype(np.int64)).any()   # the case is sharp
+    check(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int32, np.uint8, np.bool_])
+def test_other_dtypes_and_nonfinite_float64(dtype):
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(33, 17)) * 4).astype(dtype)
+    check(x)
+    if np.dtype(dtype).kind == "f":
+        x = x.copy()
+        x.flat[[0, 5, 9]] = [np.nan, np.inf, -np.inf]
+        check(x)
+
+
+def test_summarize_is_thread_safe():
+    # the writer thread and a caller may summarize at once; each thread has its own scratch
+    import threading
+
+    rng = np.random.default_rng(4)
+    arrays = [rng.normal(size=n).astype(np.float32) for n in (5000, 70000, 120000)]
+    expected = [summarize(a) for a in arrays]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            s, h = summarize(arrays[i])
+            if not (np.array_equal(s, expected[i][0]) and np.array_equal(h, expected[i][1])):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
