@@ -3,7 +3,8 @@
 Every variant runs in its own subprocess with ``torch.set_num_threads(1)``; repetitions are
 interleaved (rep 1 of every variant, then rep 2, ...) so that load from other processes falls
 on all variants alike. Prints a markdown table: median step time (min-max over repetitions of
-the per-run median), ratio to bare, CPU time per step, peak RSS (``VmHWM`` of the child),
+the per-run median), ratio to bare, CPU time per step of the training thread and of all other
+threads (netlapse's writer, TensorBoard's and W&B's workers), peak RSS (``VmHWM`` of the child),
 bytes written per step, and for netlapse the seconds the training thread waited for the writer
 and the seconds ``close()`` took to drain what was still queued.
 
@@ -121,7 +122,7 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
     cpu0 = None
     for i in range(warmup + steps):
         if i == warmup:
-            cpu0 = os.times()
+            cpu0, thread0 = time.process_time(), time.thread_time()
         x, y = data[i % len(data)]
         t0 = time.perf_counter()
         opt.zero_grad()
@@ -130,7 +131,7 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         opt.step()
         log(i + 1, loss.item())
         times.append(time.perf_counter() - t0)
-    cpu1 = os.times()
+    cpu1, thread1 = time.process_time(), time.thread_time()
     t0 = time.perf_counter()
     waited = 0.0
     if run is not None:
@@ -145,7 +146,8 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         "model": model_name, "variant": variant, "steps": steps,
         "median_ms": statistics.median(times[warmup:]) * 1e3,
         "mean_ms": statistics.fmean(times[warmup:]) * 1e3,
-        "cpu_ms": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / steps * 1e3,
+        "cpu_ms": (cpu1 - cpu0) / steps * 1e3,
+        "train_cpu_ms": (thread1 - thread0) / steps * 1e3,
         "rss_mb": _vm_hwm_mb(),
         "bytes_per_step": (_dir_bytes(out) / (warmup + steps)) if out.exists() else 0,
         "waited_s": waited, "close_s": close_s,
@@ -197,8 +199,8 @@ def _fmt_range(values: list, fmt: str = "{:.2f}") -> str:
 
 
 def table(results: list) -> str:
-    rows = ["| model | variant | step ms, median (min-max) | × bare | CPU ms/step | peak RSS MB "
-            "| bytes/step | waited s | close s |",
+    rows = ["| model | variant | step ms, median (min-max) | × bare | CPU ms/step: training "
+            "thread + other threads | peak RSS MB | bytes/step | waited s | close s |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model in MODELS:
         mine = [r for r in results if r["model"] == model]
@@ -218,7 +220,8 @@ def table(results: list) -> str:
             done = "" if all(r.get("complete", True) for r in rs) else " (INCOMPLETE)"
             rows.append(
                 f"| {model} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
-                f"| {statistics.median(r['cpu_ms'] for r in rs):.2f} "
+                f"| {statistics.median(r['train_cpu_ms'] for r in rs):.2f} + "
+                f"{statistics.median(r['cpu_ms'] - r['train_cpu_ms'] for r in rs):.2f} "
                 f"| {statistics.median(r['rss_mb'] for r in rs):.0f} "
                 f"| {statistics.median(r['bytes_per_step'] for r in rs):,.0f} "
                 f"| {statistics.median(r['waited_s'] for r in rs):.2f} "
@@ -274,7 +277,8 @@ def main(argv=None) -> int:
                 results.append(r)
                 extra = f" windows {r['window_ms']}" if "window_ms" in r else ""
                 print(f"[{done}/{total}] rep {rep + 1} {model} {variant}: median "
-                      f"{r['median_ms']:.2f} ms, cpu {r['cpu_ms']:.2f} ms/step, "
+                      f"{r['median_ms']:.2f} ms, cpu {r['train_cpu_ms']:.2f} + "
+                      f"{r['cpu_ms'] - r['train_cpu_ms']:.2f} ms/step, "
                       f"rss {r['rss_mb']:.0f} MB, waited {r['waited_s']:.2f} s, "
                       f"close {r['close_s']:.2f} s{extra}", file=sys.stderr, flush=True)
     load = os.getloadavg()
