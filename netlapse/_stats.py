@@ -67,16 +67,15 @@ def _histogram_into(x64, lo: float, hi: float, bins: int, work, idx) -> np.ndarr
     if hi <= lo:
         counts[0] = n
         return counts
-    width = hi - lo
-    np.subtract(x64, lo, out=work)            # >= 0, exactly as the documented formula
-    step = width / bins
-    if np.isfinite(width) and bins & (bins - 1) == 0 and step * bins == width and step > 1e-300:
-        # dividing by width / bins (exact: bins is a power of two) rounds like x * bins / width
-        np.divide(work, step, out=idx, casting="unsafe")
-    else:
-        np.multiply(work, bins, out=work)
-        np.divide(work, width, out=idx, casting="unsafe")
-    # only x == hi lands on index ``bins``: it belongs to the last bin
+    np.subtract(x64, lo, out=work)            # >= 0
+    scale = bins / (hi - lo)
+    if np.isfinite(scale):
+        # float64 product, truncated (= floor, as it is >= 0) straight into the int buffer
+        np.multiply(work, scale, out=idx, casting="unsafe")
+    else:   # a range so narrow that bins / range overflows: every value is at lo or hi
+        np.greater_equal(x64, hi, out=idx, casting="unsafe")
+        np.multiply(idx, bins, out=idx)
+    # only values at (or a rounding below) hi land on index ``bins``: the last bin holds them
     full = np.bincount(idx, minlength=bins + 1)
     counts += full[:bins]
     counts[bins - 1] += full[bins:].sum()

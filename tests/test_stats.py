@@ -95,11 +95,11 @@ def test_large_tensor_and_int_dtype():
 
 @pytest.mark.parametrize("hi", [0.7, 1.1, 5.3])
 def test_values_on_bin_edges_follow_the_documented_formula(hi):
-    # values on (or within one rounding of) the bin edges: floor((x - lo) * 64 / (hi - lo)) in
-    # float64 decides, and x * (64 / hi) (one more rounding) puts several of these in another bin
+    # values on (or within one rounding of) the bin edges: the documented float64 spelling
+    # floor((x - lo) * (64 / (hi - lo))) decides; x * 64 / hi would put several elsewhere
     x = np.arange(HIST_BINS + 1) * hi / HIST_BINS
-    ref = np.floor(x * HIST_BINS / x.max()).astype(np.int64)
-    assert (ref != (x * (HIST_BINS / x.max())).astype(np.int64)).any()   # the case is sharp
+    documented = (x * (HIST_BINS / x.max())).astype(np.int64)
+    assert (documented != np.floor(x * HIST_BINS / x.max()).astype(np.int64)).any()   # sharp
     check(x)
 
 
