@@ -1,9 +1,12 @@
 """The recording pipeline: reused host buffers, a bounded hand-off, and one writer thread.
 
 The training thread only copies a tensor into a free buffer of that stream and hands it over
-(``Pipeline.submit``). The writer thread computes stats and histograms, gathers steps into
-per-stream batches, appends them to the store and commits, every ``flush_every`` seconds or when
-a batch is full, and on ``close()``.
+(``Pipeline.submit``). The writer thread computes stats and histograms (``summarize``, into
+reused scratch arrays), gathers steps into per-stream batches, and commits them every
+``flush_every`` seconds (less often when commits are slow, so that they take at most about 5 %
+of the writer's time), when a stream has gathered many steps, and on ``close()``. Full tensors
+are copied into a reused block per stream and written as soon as the block fills; they are
+published by the next commit.
 
 Backpressure: each stream owns at most ``buffers_per_stream`` buffers. When all are in flight the
 training thread waits for one (nothing is dropped) and the time it waited is counted.
@@ -27,6 +30,7 @@ __all__ = ["Pipeline", "BufferPool"]
 
 BATCH_BYTES = 16 << 20
 MAX_BATCH_STEPS = 256
+FLUSH_SHARE = 20          # commit at most every 20x the time the last commit took
 MAX_PENDING_STEPS = 4096   # commit early when a stream gathers this many steps between commits
 
 
@@ -119,6 +123,7 @@ class Pipeline:
                  buffers_per_stream: int = 4, alloc=None, on_commit: Callable[[], dict] | None = None):
         self.pool = BufferPool(buffers_per_stream, alloc)
         self.flush_every = flush_every
+        self._flush_gap = flush_every   # grows when commits are slow; see _flush
         self._queue = queue.SimpleQueue()   # C-level put/get: cheap on the training thread
         self._writer_factory = writer_factory
         self._on_commit = on_commit or (lambda: {})
@@ -208,7 +213,7 @@ class Pipeline:
                     if item[0] == "close":
                         return
                     continue
-                if self._batch_full() or time.monotonic() - last_flush >= self.flush_every:
+                if self._batch_full() or time.monotonic() - last_flush >= self._flush_gap:
                     self._flush()
                     last_flush = time.monotonic()
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
@@ -258,6 +263,14 @@ class Pipeline:
                 or len(self._metric_steps) >= MAX_PENDING_STEPS)
 
     def _flush(self) -> None:
+        start = time.monotonic()
+        self._commit_pending()
+        # A commit costs about the same whatever the number of steps it carries (a few small
+        # zarr writes per stream), so on a busy machine commit less often rather than let
+        # commits eat the writer's time: at most about 1/FLUSH_SHARE of it goes to them.
+        self._flush_gap = max(self.flush_every, FLUSH_SHARE * (time.monotonic() - start))
+
+    def _commit_pending(self) -> None:
         wrote = False
         for name, batch in self._batches.items():
             k = len(batch.steps)
