@@ -3,7 +3,7 @@
 Every variant runs in its own subprocess with ``torch.set_num_threads(1)``; repetitions are
 interleaved (rep 1 of every variant, then rep 2, ...) so that load from other processes falls
 on all variants alike. Prints a markdown table: median step time (min-max over repetitions of
-the per-run median), ratio to bare, CPU time per step of the training thread and of all other
+the per-run median), ratio to the bare run of the same repetition (median, min-max), CPU time per step of the training thread and of all other
 threads (netlapse's writer, TensorBoard's and W&B's workers), peak RSS (``VmHWM`` of the child),
 bytes written per step, and for netlapse the seconds the training thread waited for the writer
 and the seconds ``close()`` took to drain what was still queued.
@@ -200,28 +200,35 @@ def _fmt_range(values: list, fmt: str = "{:.2f}") -> str:
 
 def table(results: list) -> str:
     rows = ["| model | variant | step ms, median (min-max) | × bare | CPU ms/step: training "
-            "thread + other threads | peak RSS MB | bytes/step | waited s | close s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "thread + other threads | training-thread CPU × bare | peak RSS MB | bytes/step "
+            "| waited s | close s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for model in MODELS:
         mine = [r for r in results if r["model"] == model]
         if not mine:
             continue
         bare = [r["median_ms"] for r in mine if r["variant"] == "bare"]
         bare_med = statistics.median(bare) if bare else float("nan")
+        bare_cpu = [r["train_cpu_ms"] for r in mine if r["variant"] == "bare"]
+        bare_cpu = statistics.median(bare_cpu) if bare_cpu else float("nan")
         for variant in VARIANTS:
             rs = [r for r in mine if r["variant"] == variant]
             if not rs:
                 continue
             if "skipped" in rs[0]:
-                rows.append(f"| {model} | {variant} | skipped: {rs[0]['skipped']} | | | | | | |")
+                rows.append(f"| {model} | {variant} | skipped: {rs[0]['skipped']} | | | | | | | |")
                 continue
             meds = [r["median_ms"] for r in rs]
-            ratios = [m / bare_med for m in meds]
+            # each repetition against the bare run of the same repetition (run minutes apart,
+            # under the same load), falling back to the median bare
+            bare_of = {r["rep"]: r["median_ms"] for r in mine if r["variant"] == "bare"}
+            ratios = [r["median_ms"] / bare_of.get(r.get("rep"), bare_med) for r in rs]
             done = "" if all(r.get("complete", True) for r in rs) else " (INCOMPLETE)"
             rows.append(
                 f"| {model} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
                 f"| {statistics.median(r['train_cpu_ms'] for r in rs):.2f} + "
                 f"{statistics.median(r['cpu_ms'] - r['train_cpu_ms'] for r in rs):.2f} "
+                f"| {statistics.median(r['train_cpu_ms'] for r in rs) / bare_cpu:.2f} "
                 f"| {statistics.median(r['rss_mb'] for r in rs):.0f} "
                 f"| {statistics.median(r['bytes_per_step'] for r in rs):,.0f} "
                 f"| {statistics.median(r['waited_s'] for r in rs):.2f} "
