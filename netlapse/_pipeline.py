@@ -25,10 +25,11 @@ import numpy as np
 
 from ._stats import HIST_BINS, N_STATS, summarize
 from .errors import RecordingError
+from .store.layout import values_chunk_steps
 
 __all__ = ["Pipeline", "BufferPool"]
 
-BATCH_BYTES = 16 << 20
+BATCH_BYTES = 8 << 20      # a full stream's block of steps held before it is written
 MAX_BATCH_STEPS = 256
 FLUSH_SHARE = 20          # commit at most every 20x the time the last commit took
 MAX_PENDING_STEPS = 4096   # commit early when a stream gathers this many steps between commits
@@ -112,8 +113,12 @@ class _StreamBatch:
     written: int = 0
 
     def capacity(self, shape, dtype) -> int:
+        """Steps per block: about BATCH_BYTES, and whole chunks of the values array when a
+        chunk holds several steps, so that a full block rewrites no chunk."""
         nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
-        return int(max(1, min(MAX_BATCH_STEPS, BATCH_BYTES // nbytes)))
+        n = max(1, min(MAX_BATCH_STEPS, BATCH_BYTES // nbytes))
+        chunk = values_chunk_steps(tuple(shape), dtype)
+        return int(max(chunk, n // chunk * chunk) if chunk <= MAX_BATCH_STEPS else n)
 
 
 class Pipeline:
