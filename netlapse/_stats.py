@@ -30,6 +30,7 @@ HIST_BINS = 64
 __all__ = ["STAT_NAMES", "N_STATS", "HIST_BINS", "summarize", "hist_edges", "histogram"]
 
 _LOCAL = threading.local()
+_KEEP_SCRATCH = 1 << 22   # elements: scratch kept per thread up to ~100 MB
 
 
 def hist_edges(lo: float, hi: float, bins: int = HIST_BINS) -> np.ndarray:
@@ -45,6 +46,9 @@ def _scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     Fresh multi-megabyte temporaries cost more in page faults than the arithmetic done on them,
     so each thread that summarizes (the writer) keeps one set, grown to the largest tensor seen.
     """
+    if n > _KEEP_SCRATCH:   # huge tensors: temporaries, so the thread does not hold 25 B/element
+        return (np.empty(n, np.float64), np.empty(n, np.float64), np.empty(n, np.intp),
+                np.empty(n, np.bool_))
     bufs = getattr(_LOCAL, "bufs", None)
     if bufs is None or bufs[0].size < n:
         size = max(n, 4096)
