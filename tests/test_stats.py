@@ -135,3 +135,21 @@ def test_summarize_is_thread_safe():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_counting_with_and_without_torch_loaded(monkeypatch):
+    # _bincount uses torch's byte bincount only when torch is already imported; same counts
+    import sys
+
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(size=50000), rng.uniform(-3, 7, size=20000), [7.0, -3.0]])
+    x = x.astype(np.float32)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    with_torch = summarize(x)
+    check(x)
+    monkeypatch.delitem(sys.modules, "torch")
+    without = summarize(x)
+    check(x)
+    np.testing.assert_array_equal(with_torch[1], without[1])
+    np.testing.assert_array_equal(with_torch[0], without[0])
