@@ -15,7 +15,9 @@ from pathlib import Path
 
 from ..errors import NetlapseError, nearest_names
 
-__all__ = ["SCENES", "run_tour", "load_scene"]
+__all__ = ["SCENES", "run_tour", "tour", "load_scene", "TOUR_FILE"]
+
+TOUR_FILE = "tour.json"   # each scene's findings, pictures and runs, as written by run_tour
 
 SCENES = {
     "single-neuron": "single_neuron",
@@ -34,7 +36,9 @@ def load_scene(name: str):
     return importlib.import_module(f".{SCENES[name]}", __name__)
 
 
-def run_tour(scenes: list[str] | None = None, out="netlapse-demo", quick: bool = False) -> int:
+def tour(scenes: list[str] | None = None, out="netlapse-demo", quick: bool = False) -> list:
+    """Run the scenes; write ``out/index.html`` and ``out/tour.json``; return (module, result) pairs."""
+    from .._jsonio import write_json_atomic
     from .gallery import write_gallery
 
     out = Path(out)
@@ -53,6 +57,18 @@ def run_tour(scenes: list[str] | None = None, out="netlapse-demo", quick: bool =
         done.append((mod, result))
     seconds = time.perf_counter() - start
     index = write_gallery(out, done, quick=quick, seconds=seconds)
+    write_json_atomic(out / TOUR_FILE, {
+        "quick": quick, "seconds": seconds,
+        "scenes": {m.NAME: {"summary": r["summary"], "findings": r["findings"],
+                            "pictures": r.get("pictures", []),
+                            "runs": [str(Path(p).relative_to(out)) for p in r["runs"]]}
+                   for m, r in done}})
     print(f"\nDone in {seconds:.1f} s. Open the gallery: {index}")
     print(f"Look at a run with: netlapse info {done[0][1]['runs'][0]}")
+    return done
+
+
+def run_tour(scenes: list[str] | None = None, out="netlapse-demo", quick: bool = False) -> int:
+    """``netlapse demo``: run the tour, print where everything went; 0 on success."""
+    tour(scenes, out, quick)
     return 0

@@ -40,16 +40,16 @@ def pictures(out: Path, run_path: Path, quick: bool = False) -> list[dict]:
     # one colour scale for both pictures: the largest |w| at the end (weights only grow here)
     scale = float(np.abs(r[stream].at(last)).max())
     entries = [
-        save_figure(nl.plot.weight_images(r, stream, step=epoch_steps, shape=(28, 28), vmax=scale),
+        save_figure(nl.plot.weight_images(r, stream, step=epoch_steps, image=(28, 28), vmax=scale),
                     Path(out) / "digit-filters-epoch1.png",
                     f"The ten weight maps after 1 epoch (step {epoch_steps})."),
-        save_figure(nl.plot.weight_images(r, stream, step=last, shape=(28, 28), vmax=scale),
+        save_figure(nl.plot.weight_images(r, stream, step=last, image=(28, 28), vmax=scale),
                     Path(out) / "digit-filters-end.png",
                     f"The ten weight maps at the end (step {last}), same colour scale."),
     ]
     frames = 20 if quick else 60
     pick = steps[np.unique(np.linspace(0, len(steps) - 1, frames).round().astype(int))]
-    anim = nl.animate.weight_images(r, stream, steps=pick, shape=(28, 28), vmax=scale)
+    anim = nl.animate.weight_images(r, stream, steps=pick, image=(28, 28), vmax=scale)
     entries += save_animation(anim, Path(out) / "digit-filters.gif",
                               "The weight maps forming, every few batches.")
     return entries
