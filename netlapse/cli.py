@@ -30,12 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `netlapse demo`, then `netlapse info RUN` on a run it made.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="train the tour's scenes (one per user story) and show them",
-                       description="Train small seeded networks that reproduce the user stories, "
-                                   "record them with netlapse, and write runs and pictures.")
-    p.add_argument("scenes", nargs="*", help="scenes to run (default: all)")
-    p.add_argument("--out", default="netlapse-demo", help="output folder (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="smaller sweeps and fewer frames")
+    from .tour import SCENES
+
+    p = sub.add_parser(
+        "demo", help="train the tour's scenes (one per user story) and show them",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train small seeded networks that reproduce the user stories, record them\n"
+                    "with netlapse, and draw pictures from the recorded runs. Runs go to\n"
+                    "OUT/runs/, pictures (PNG, GIF, MP4, HTML player) to OUT/, and\n"
+                    "OUT/index.html is a gallery that says what to see in each picture.",
+        epilog="scenes: " + ", ".join(SCENES) + "\n\nexamples:\n  netlapse demo\n"
+               "  netlapse demo rings poly-fit --out /tmp/tour\n  netlapse demo --quick")
+    p.add_argument("scenes", nargs="*", metavar="SCENE",
+                   help="scenes to run (default: all): " + ", ".join(SCENES))
+    p.add_argument("--out", default="netlapse-demo", metavar="DIR",
+                   help="output folder for runs, pictures and index.html (default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sweeps, fewer epochs and frames (well under a minute)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("info", help="print a run's streams, status and metrics",
