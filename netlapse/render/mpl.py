@@ -1,0 +1,162 @@
+"""Draw frame specs with matplotlib (Agg): a Figure per spec, updated in place for animations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["require_matplotlib", "draw", "update", "figure_rgb", "save_figure"]
+
+_HINT = "pip install 'netlapse[viz]'"
+
+
+def require_matplotlib():
+    """Import matplotlib, or fail with the install hint. Figures are built with
+    ``matplotlib.figure.Figure`` and drawn by the Agg canvas: pyplot's global state (and the
+    user's interactive backend) is never touched, so nothing needs closing."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(f"netlapse plots need matplotlib: {_HINT}") from exc
+    return matplotlib
+
+
+def _colors(classes, palette):
+    from matplotlib.colors import to_rgba_array
+
+    pal = to_rgba_array(palette)
+    return pal[np.asarray(classes) % len(pal)]
+
+
+def _draw_item(ax, item):
+    kind = item["kind"]
+    if kind == "line":
+        (h,) = ax.plot(item["x"], item["y"], color=item["color"], lw=item["width"],
+                       ls=item.get("style", "-"), label=item.get("label"), alpha=item.get("alpha", 1.0),
+                       marker="o" if item.get("marker") else None, ms=4)
+        return h
+    if kind == "lines":
+        from matplotlib.collections import LineCollection
+
+        h = LineCollection(list(np.asarray(item["segs"])), colors=item["color"], linewidths=item["width"],
+                           alpha=item.get("alpha", 1.0), zorder=1)
+        ax.add_collection(h)
+        return h
+    if kind == "scatter":
+        xy = np.asarray(item["xy"])
+        return ax.scatter(xy[:, 0], xy[:, 1], s=item["size"], c=_colors(item["classes"], item["palette"]),
+                          edgecolors="white", linewidths=0.3, zorder=3)
+    if kind == "image":
+        x0, x1, y0, y1 = item["extent"]
+        origin = "upper" if y0 > y1 else "lower"
+        ext = [x0, x1, min(y0, y1), max(y0, y1)]
+        return ax.imshow(np.asarray(item["data"]), extent=ext, origin=origin, cmap=item["cmap"],
+                         vmin=item["vmin"], vmax=item["vmax"], interpolation="nearest",
+                         aspect="auto", zorder=0)
+    if kind == "vline":
+        return ax.axvline(item["x"], color=item["color"], lw=1.2, zorder=4)
+    raise ValueError(f"unknown spec item {kind!r}")
+
+
+def _setup_axes(ax, p):
+    ax.set_title(p["title"], fontsize=10)
+    if p.get("axis_off"):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+    else:
+        ax.set_xlabel(p["xlabel"])
+        ax.set_ylabel(p["ylabel"])
+    if p["xscale"] != "linear":
+        ax.set_xscale(p["xscale"])
+    if p["yscale"] != "linear":
+        ax.set_yscale(p["yscale"])
+    if p["xlim"] is not None:
+        ax.set_xlim(*p["xlim"])
+    if p["ylim"] is not None:
+        ax.set_ylim(*p["ylim"])
+    if p["aspect"]:
+        ax.set_aspect(p["aspect"], adjustable="box")
+    if p["xticks"] is not None:
+        ax.set_xticks(p["xticks"])
+        if p["xticklabels"] is not None:
+            labels = p["xticklabels"]
+            ax.set_xticklabels(labels, rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center",
+                               fontsize=8)
+    if not p.get("axis_off"):
+        ax.grid(alpha=0.25, lw=0.5)
+
+
+def draw(spec: dict, fig=None):
+    """A new matplotlib Figure for ``spec``; returns ``(fig, handles)`` for ``update``."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    panels = spec["panels"]
+    ncols = max(1, min(spec["ncols"], len(panels)))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig = Figure(figsize=spec["size"], dpi=100, layout="constrained") if fig is None else fig
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    handles = []
+    for ax, p in zip(axes, panels):
+        _setup_axes(ax, p)
+        hs = [_draw_item(ax, item) for item in p["items"]]
+        if p["legend"] and any(it.get("label") for it in p["items"]):
+            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+        handles.append(hs)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if spec.get("colorbar"):
+        cb = spec["colorbar"]
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        sm = ScalarMappable(norm=Normalize(cb["vmin"], cb["vmax"]), cmap=cb["cmap"])
+        fig.colorbar(sm, ax=list(axes[:len(panels)]), shrink=0.8, label=cb.get("label", ""))
+    fig.suptitle(spec["title"], fontsize=11)
+    return fig, {"axes": list(axes[:len(panels)]), "items": handles}
+
+
+def update(fig, handles, spec: dict) -> bool:
+    """Update the artists of ``draw(old_spec)`` to ``spec`` in place. False if the structure
+    changed (then draw again)."""
+    panels = spec["panels"]
+    if len(panels) != len(handles["items"]):
+        return False
+    for ax, p, hs in zip(handles["axes"], panels, handles["items"]):
+        if len(p["items"]) != len(hs):
+            return False
+        ax.set_title(p["title"], fontsize=10)
+        for item, h in zip(p["items"], hs):
+            kind = item["kind"]
+            if kind == "line":
+                h.set_data(item["x"], item["y"])
+                if item.get("label") and not item["label"].startswith("_"):
+                    h.set_label(item["label"])
+            elif kind == "lines":
+                h.set_segments(list(np.asarray(item["segs"])))
+            elif kind == "scatter":
+                h.set_offsets(np.asarray(item["xy"]))
+            elif kind == "image":
+                h.set_data(np.asarray(item["data"]))
+            elif kind == "vline":
+                h.set_xdata([item["x"], item["x"]])
+        if p["legend"] and ax.get_legend() is not None:
+            for text, item in zip(ax.get_legend().get_texts(), [i for i in p["items"] if i.get("label")]):
+                text.set_text(item["label"])
+    fig.suptitle(spec["title"], fontsize=11)
+    return True
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """The figure drawn to an ``(H, W, 3)`` uint8 array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def save_figure(fig, path, dpi: int = 100) -> None:
+    """Write a figure to PNG/SVG/PDF (the suffix picks) with the Agg-family canvases."""
+    fig.savefig(path, dpi=dpi, facecolor="white")
