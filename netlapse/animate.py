@@ -85,4 +85,6 @@ def hidden_space(run, layer=None, steps=None, *, head="auto", output_layer="auto
 def compare(runs, view: str = "function_fit", *, names=None, max_frames: int = 100, fps: float = 10,
             **kwargs) -> Animation:
     """``view`` for several runs side by side; ``kwargs`` go to the view (e.g. ``steps=``)."""
+    if view in ("weight_images", "layer_profile"):
+        kwargs.setdefault("step", None)   # these views draw one step unless told otherwise
     return Animation(_views.compare(runs, view, names=names, max_frames=max_frames, **kwargs), fps)

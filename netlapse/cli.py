@@ -1,4 +1,4 @@
-"""The ``netlapse`` command: ``demo``, ``info`` (and more as the package grows)."""
+"""The ``netlapse`` command: ``demo``, ``info``, ``render`` (and more as the package grows)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "steps, size on disk), its status and its metrics.")
     p.add_argument("run", help="path of a run folder")
     p.set_defaults(func=_cmd_info)
+
+    from ._render_cli import add_render_parser
+
+    add_render_parser(sub)
     return parser
 
 

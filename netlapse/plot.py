@@ -72,7 +72,10 @@ def hidden_space(run, layer=None, step=-1, *, head="auto", output_layer="auto",
 
 
 def compare(runs, view: str = "function_fit", step=-1, *, names=None, **kwargs):
-    """``view`` for several runs in a grid at the same ``step`` (-1: the last shared step)."""
+    """``view`` for several runs in a grid at the same ``step`` (-1: the last shared step); each
+    run shows its last recorded frame at or before it. ``kwargs`` go to the view."""
+    if view in ("weight_images", "layer_profile"):
+        kwargs.setdefault("step", None)   # every step, so that ``step`` picks on the shared axis
     c = _views.compare(runs, view, names=names, **kwargs)
     if step == -1:
         return figure(c, -1, cursor=False)

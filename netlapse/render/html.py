@@ -97,7 +97,7 @@ def player_document(view, title: str | None = None, fps: float = 10) -> dict:
         for i in range(n):
             frames.append(_pack(frame_spec(view, i), table, cmaps))
             bar.update()
-    return {"title": title or frames[0]["title"], "fps": fps,
+    return {"title": title or frames[0]["title"].split(" · step")[0], "fps": fps,
             "steps": [int(s) for s in np.asarray(view.frames)], "frames": frames,
             "arrays": table.arrays, "cmaps": {c: _lut(c) for c in sorted(cmaps)}}
 

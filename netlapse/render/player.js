@@ -171,7 +171,7 @@
       const labeled = p.items.filter(it => it.label);
       if (labeled.length) {
         ctx.font = "10px sans-serif"; ctx.textAlign = "left";
-        const w = Math.max(...labeled.map(it => ctx.measureText(it.label).width)) + 30, h = 14 * labeled.length + 6;
+        const w = Math.max(...labeled.map(it => ctx.measureText(it.label).width)) + 36, h = 14 * labeled.length + 6;
         const lx = ax.left + ax.width - w - 6, ly = ax.top + 6;
         ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(lx, ly, w, h);
         ctx.strokeStyle = "#ccc"; ctx.strokeRect(lx, ly, w, h);

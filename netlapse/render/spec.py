@@ -99,6 +99,13 @@ def _layer_profile(v, i, cursor):
         pos = arr[np.isfinite(arr) & (arr > 0)]
         log = pos.size > 0
         ylim = [float(pos.min()) / 2, float(pos.max()) * 2] if log else None
+        drawn = arr[[i]] if cursor else arr[list(show)]
+        zero = (drawn == 0).any(axis=0)
+        if log and zero.any():   # exact zeros (e.g. saturated tanh) vanish on a log axis: mark them
+            ylim[0] = float(pos.min()) / 20
+            items.append({"kind": "line", "x": depth[zero], "y": np.full(int(zero.sum()), ylim[0] * 1.5),
+                          "color": "#d62728", "width": 0.0, "style": "", "label": "exactly 0",
+                          "alpha": 1.0, "marker": True})
         panels.append(_panel(title, "layer (input → output)", title, items,
                              yscale="log" if log else "linear", ylim=ylim,
                              xlim=[0.5, len(v.layers) + 0.5], xticks=list(depth),
