@@ -31,7 +31,8 @@ def _label(stream: str, shape: tuple, flat: int) -> str:
     base = stream.split("/", 1)[-1]
     if not shape:
         return base
-    return f"{base}{list(np.unravel_index(flat, shape)) if len(shape) > 1 else [flat]}".replace(" ", "")
+    idx = [int(i) for i in np.unravel_index(flat, shape)]
+    return f"{base}[{','.join(map(str, idx))}]"
 
 
 def trajectories(run, stream: str | None = None, elements=None, sample: int = 8, seed: int = 0,
