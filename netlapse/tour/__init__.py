@@ -49,9 +49,10 @@ def tour(scenes: list[str] | None = None, out="netlapse-demo", quick: bool = Fal
     done = []
     for mod in modules:
         print(f"\n== {mod.NAME}: {mod.TITLE}", flush=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = mod.run(out, quick=quick)
-        print(f"   {result['summary']}  [{time.perf_counter() - t0:.1f} s]")
+        print(f"   {result['summary']}  [{time.perf_counter() - t0:.1f} s, "
+              f"cpu {time.process_time() - c0:.1f} s]", flush=True)
         for entry in result.get("pictures", []):
             print(f"   picture: {out / entry['file']}")
         done.append((mod, result))

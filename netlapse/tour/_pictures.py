@@ -1,4 +1,4 @@
-"""Saving the tour's pictures: each returns the gallery entry ``{"file", "caption"}``."""
+"""Saving the tour's pictures; each call returns gallery entries ``{"file", "caption"}``."""
 
 from __future__ import annotations
 
@@ -7,27 +7,22 @@ from pathlib import Path
 __all__ = ["save_figure", "save_animation"]
 
 
-def save_figure(fig, path: Path, caption: str, dpi: int = 100) -> dict:
-    """Save a matplotlib Figure as PNG/SVG (by suffix), close it, return its gallery entry."""
-    import matplotlib.pyplot as plt
+def save_figure(fig, path, caption: str, dpi: int = 100) -> list[dict]:
+    """Write a Figure from ``nl.plot`` (PNG/SVG by suffix)."""
+    import netlapse as nl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return {"file": path.name, "caption": caption}
+    nl.plot.save(fig, path, dpi=dpi)
+    return [{"file": path.name, "caption": caption}]
 
 
-def save_animation(anim, paths, caption: str, **options) -> list[dict]:
-    """Save one animation to each path (the suffix picks GIF, MP4 or HTML)."""
+def save_animation(anim, paths, caption: str, title: str | None = None) -> list[dict]:
+    """Write an ``nl.animate`` Animation to each path; the suffix picks GIF, MP4 or HTML."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     entries = []
-    for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        anim.save(path, **options)
+    for path in map(Path, paths):
+        anim.save(path, title=title)
         entries.append({"file": path.name, "caption": caption})
     return entries

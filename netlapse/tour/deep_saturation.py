@@ -86,14 +86,14 @@ def pictures(out: Path, run_paths: list[Path], quick: bool = False) -> list[dict
     from ._pictures import save_figure
 
     runs = [nl.open_run(p) for p in run_paths]
-    entries = [save_figure(nl.plot.layer_profile(runs[0], step=1),
-                           Path(out) / "deep-saturation-tanh200.png",
-                           "tanh with stddev 200: mean |grad| and mean |activation| per layer "
-                           "at the first step.")]
-    fig = nl.plot.compare(runs, "layer_profile", step=1,
-                          titles=[r.config["variant"] for r in runs])
-    entries.append(save_figure(fig, Path(out) / "deep-saturation-compare.png",
-                               "Every variant at the first step, side by side."))
+    entries = save_figure(nl.plot.layer_profile(runs[0], step=1, source="probe"),
+                          Path(out) / "deep-saturation-tanh200.png",
+                          "tanh with stddev 200 at the first step: mean |grad| of each dense "
+                          "kernel and mean |activation| of one example, by depth.")
+    view = nl.views.compare(runs, "layer_profile", names=[r.config["variant"] for r in runs],
+                            step=1, source="probe")
+    entries += save_figure(nl.plot.figure(view), Path(out) / "deep-saturation-compare.png",
+                           "Every variant at the first step, one row each.")
     return entries
 
 

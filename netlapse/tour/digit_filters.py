@@ -35,23 +35,18 @@ def pictures(out: Path, run_path: Path, quick: bool = False) -> list[dict]:
     r = nl.open_run(run_path)
     stream = "weights/0.weight"
     epoch_steps = int(r.config["steps_per_epoch"])
-    steps = r[stream].steps
-    last = int(steps[-1])
-    # one colour scale for both pictures: the largest |w| at the end (weights only grow here)
-    scale = float(np.abs(r[stream].at(last)).max())
-    entries = [
-        save_figure(nl.plot.weight_images(r, stream, step=epoch_steps, image=(28, 28), vmax=scale),
-                    Path(out) / "digit-filters-epoch1.png",
-                    f"The ten weight maps after 1 epoch (step {epoch_steps})."),
-        save_figure(nl.plot.weight_images(r, stream, step=last, image=(28, 28), vmax=scale),
-                    Path(out) / "digit-filters-end.png",
-                    f"The ten weight maps at the end (step {last}), same colour scale."),
-    ]
-    frames = 20 if quick else 60
-    pick = steps[np.unique(np.linspace(0, len(steps) - 1, frames).round().astype(int))]
-    anim = nl.animate.weight_images(r, stream, steps=pick, image=(28, 28), vmax=scale)
+    last = int(r[stream].steps[-1])
+    # one symmetric colour scale for every picture: the largest |w| at the end
+    opts = {"image": (28, 28), "vmax": float(np.abs(r[stream].at(last)).max())}
+    entries = save_figure(nl.plot.weight_images(r, stream, step=epoch_steps, **opts),
+                          Path(out) / "digit-filters-epoch1.png",
+                          f"The ten weight maps after 1 epoch (step {epoch_steps}).")
+    entries += save_figure(nl.plot.weight_images(r, stream, step=last, **opts),
+                           Path(out) / "digit-filters-end.png",
+                           f"The ten weight maps at the end (step {last}), same colour scale.")
+    anim = nl.animate.weight_images(r, stream, max_frames=15 if quick else 50, fps=8, **opts)
     entries += save_animation(anim, Path(out) / "digit-filters.gif",
-                              "The weight maps forming, every few batches.")
+                              "The weight maps forming, batch by batch.")
     return entries
 
 

@@ -50,17 +50,21 @@ def pictures(out: Path, run_paths: list[Path], quick: bool = False) -> list[dict
     from ._pictures import save_animation, save_figure
 
     runs = [nl.open_run(p) for p in run_paths]
-    titles = [f"{r.config['arch']}  (test MSE {_final_mse(r):.3f})" for r in runs]
-    entries = [save_figure(nl.plot.compare(runs, "function_fit", step=-1, titles=titles),
-                           Path(out) / "poly-fit-compare.png",
-                           "Every architecture's output (red) against the target (blue) at the "
-                           "end of training.")]
-    anim = nl.animate.compare(runs, "function_fit", titles=titles)
-    entries += save_animation(anim, [Path(out) / "poly-fit-compare.gif"],
-                              "All architectures learning, one frame per epoch.")
-    best = runs[[r.config["arch"] for r in runs].index("1-6-1")]
-    entries += save_animation(nl.animate.function_fit(best), [Path(out) / "poly-fit-1-6-1.mp4"],
-                              "1-6-1 alone as an MP4 (bundled ffmpeg).")
+    names = [r.config["arch"] for r in runs]
+    frames = 20 if quick else 50
+    entries = save_figure(nl.plot.compare(runs, "function_fit", names=names),
+                          Path(out) / "poly-fit-compare.png",
+                          "Every architecture's output against the target at the end of training; "
+                          "final test MSE: " + ", ".join(f"{n} {_final_mse(r):.3f}"
+                                                         for n, r in zip(names, runs)) + ".")
+    anim = nl.animate.compare(runs, "function_fit", names=names, max_frames=frames, fps=8)
+    entries += save_animation(anim, Path(out) / "poly-fit-compare.gif",
+                              "All architectures learning, side by side on a shared step axis.")
+    best = runs[names.index("1-6-1")]
+    entries += save_animation(nl.animate.function_fit(best, max_frames=frames, fps=8),
+                              Path(out) / "poly-fit-1-6-1.mp4",
+                              "1-6-1 alone as an MP4 (encoded by the ffmpeg bundled in "
+                              "imageio-ffmpeg).")
     return entries
 
 

@@ -16,11 +16,12 @@ STORY = ("A Keras user re-ran the model inside a FuncAnimation to draw the last 
          "view of the data, and could not export it without ffmpeg. netlapse records that layer "
          "on a probe of data points, grid lines and the input plane, and draws every frame "
          "from the run.")
-SEE = ("Each panel is the plane of the last 2-unit hidden layer: outer ring (label 1) blue, "
-       "inner ring (label 0) red, the 21 + 21 grid lines of [-1, 1]^2 carried through the "
-       "net, and the decision line sigmoid(a*h1 + b*h2 + c) = 0.5 from the recorded last-layer "
-       "weights. 2-3-2-1 folds the plane until one line splits the rings; 2-1-2-1 squeezes the "
-       "plane through one unit and cannot.")
+SEE = ("Left: the plane of the last 2-unit hidden layer, with the inner ring (label 0) in "
+       "blue, the outer ring (label 1) in red, the 21 + 21 grid lines of [-1, 1]^2 carried "
+       "through the net, and the decision line sigmoid(a*h1 + b*h2 + c) = 0.5 from the "
+       "recorded last-layer weights. Right: the net's output over the input plane. 2-3-2-1 "
+       "folds the plane until one line splits the rings; 2-1-2-1 squeezes the plane through "
+       "one unit (a curve on the left) and cannot.")
 CHANGES = ("Nets 2-1-2-1, 2-2-2-1, 2-3-2-1, 2-4-2-1, tanh hidden, sigmoid output, MSE, noise sd "
            "0.005, as in the seed. Changed to fit the time budget: 1,000 points per ring "
            "instead of 20,000, and Adam lr 0.02 (batch 32, 100 epochs) instead of SGD lr 0.001, "
@@ -56,16 +57,23 @@ def pictures(out: Path, run_paths: list[Path], quick: bool = False) -> list[dict
     from ._pictures import save_animation, save_figure
 
     runs = [nl.open_run(p) for p in run_paths]
-    titles = [f"{r.config['arch']}  (accuracy {_final_accuracy(r):.2f})" for r in runs]
-    entries = [save_figure(nl.plot.compare(runs, "hidden_space", step=-1, titles=titles),
-                           Path(out) / "rings-compare.png",
-                           "Every net's last 2-unit layer at the end of training.")]
-    main = runs[[r.config["arch"] for r in runs].index("2-3-2-1")]
-    anim = nl.animate.hidden_space(main, layer=main.config["hidden_layer"])
-    entries += save_animation(anim, [Path(out) / "rings-2-3-2-1.mp4",
-                                     Path(out) / "rings-2-3-2-1.gif",
-                                     Path(out) / "rings-2-3-2-1.html"],
-                              "2-3-2-1 learning to separate the rings (MP4, GIF, HTML player).")
+    names = [r.config["arch"] for r in runs]
+    entries = save_figure(nl.plot.compare(runs, "hidden_space", names=names),
+                          Path(out) / "rings-compare.png",
+                          "Every net's last 2-unit layer (left) and its decision regions over the "
+                          "input plane (right) at the end of training; accuracy: "
+                          + ", ".join(f"{n} {_final_accuracy(r):.2f}" for n, r in zip(names, runs))
+                          + ".")
+    main = runs[names.index("2-3-2-1")]
+    anim = nl.animate.hidden_space(main, layer=main.config["hidden_layer"],
+                                   head=main.config["head_layer"],
+                                   max_frames=30 if quick else 100, fps=10)
+    stem = Path(out) / "rings-2-3-2-1"
+    entries += save_animation(anim, [stem.with_suffix(".mp4"), stem.with_suffix(".gif"),
+                                     stem.with_suffix(".html")],
+                              "2-3-2-1 learning to separate the rings, one frame per epoch "
+                              "(MP4, GIF and the offline HTML player).",
+                              title="rings: 2-3-2-1, last hidden layer")
     return entries
 
 

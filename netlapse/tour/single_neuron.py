@@ -34,10 +34,9 @@ def pictures(out: Path, run_path: Path, quick: bool = False) -> list[dict]:
     import netlapse as nl
     from ._pictures import save_figure
 
-    r = nl.open_run(run_path)
-    fig = nl.plot.trajectories(r, "weights/0.weight")
-    return [save_figure(fig, Path(out) / "single-neuron-weights.png",
-                        "The two weights at every step; both reach 1.0.")]
+    return save_figure(nl.plot.trajectories(run_path, "weights/0.weight"),
+                       Path(out) / "single-neuron-weights.png",
+                       "The two weights at every step; both end near 1.0.")
 
 
 def run(out: Path, quick: bool = False, epochs: int = EPOCHS, seed: int = 0,
