@@ -70,6 +70,11 @@ def _pack(obj, table: _Table, cmaps: set, in_image: bool = False):
         if obj.get("kind") == "image" or "cmap" in obj:
             cmaps.add(obj["cmap"])
         image = obj.get("kind") == "image"
+        if image and obj.get("norm") == "log":   # quantise log10 values: 8 bits over decades
+            d = np.asarray(obj["data"], np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logd = np.where(d > 0, np.log10(np.where(d > 0, d, 1.0)), np.nan)
+            obj = {**obj, "data": logd, "encoded": "log10"}
         return {k: (table.ref(v, 8) if image and k == "data" else _pack(v, table, cmaps))
                 for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -49,6 +49,13 @@ def _draw_item(ax, item):
         x0, x1, y0, y1 = item["extent"]
         origin = "upper" if y0 > y1 else "lower"
         ext = [x0, x1, min(y0, y1), max(y0, y1)]
+        if item.get("norm") == "log":
+            from matplotlib.colors import LogNorm
+
+            data = np.ma.masked_less_equal(np.asarray(item["data"], np.float64), 0)
+            return ax.imshow(data, extent=ext, origin=origin, cmap=item["cmap"],
+                             norm=LogNorm(item["vmin"], item["vmax"], clip=True),
+                             interpolation="nearest", aspect="auto", zorder=0)
         return ax.imshow(np.asarray(item["data"]), extent=ext, origin=origin, cmap=item["cmap"],
                          vmin=item["vmin"], vmax=item["vmax"], interpolation="nearest",
                          aspect="auto", zorder=0)
@@ -102,16 +109,20 @@ def draw(spec: dict, fig=None):
         _setup_axes(ax, p)
         hs = [_draw_item(ax, item) for item in p["items"]]
         if p["legend"] and any(it.get("label") for it in p["items"]):
-            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+            if p["legend"] == "outside":
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+            else:
+                ax.legend(fontsize=7, loc="best", framealpha=0.8)
         handles.append(hs)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     if spec.get("colorbar"):
         cb = spec["colorbar"]
         from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
+        from matplotlib.colors import LogNorm, Normalize
 
-        sm = ScalarMappable(norm=Normalize(cb["vmin"], cb["vmax"]), cmap=cb["cmap"])
+        norm = (LogNorm if cb.get("norm") == "log" else Normalize)(cb["vmin"], cb["vmax"])
+        sm = ScalarMappable(norm=norm, cmap=cb["cmap"])
         fig.colorbar(sm, ax=list(axes[:len(panels)]), shrink=0.8, label=cb.get("label", ""))
     fig.suptitle(spec["title"], fontsize=11)
     return fig, {"axes": list(axes[:len(panels)]), "items": handles}
@@ -138,7 +149,8 @@ def update(fig, handles, spec: dict) -> bool:
             elif kind == "scatter":
                 h.set_offsets(np.asarray(item["xy"]))
             elif kind == "image":
-                h.set_data(np.asarray(item["data"]))
+                data = np.asarray(item["data"], np.float64)
+                h.set_data(np.ma.masked_less_equal(data, 0) if item.get("norm") == "log" else data)
             elif kind == "vline":
                 h.set_xdata([item["x"], item["x"]])
         if p["legend"] and ax.get_legend() is not None:

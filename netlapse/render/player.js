@@ -108,13 +108,15 @@
       const a = val(it.data), [H, W] = a.shape, lut = luts[it.cmap];
       const off = document.createElement("canvas"); off.width = W; off.height = H;
       const octx = off.getContext("2d"), img = octx.createImageData(W, H);
-      const span = it.vmax - it.vmin;
+      const log = it.norm === "log";
+      const lo = log ? Math.log10(it.vmin) : it.vmin, span = (log ? Math.log10(it.vmax) : it.vmax) - lo;
       for (let i = 0; i < H * W; i++) {
         const v = a.data[i];
-        let k = span ? Math.round((v - it.vmin) / span * 255) : 0;
+        const t = it.encoded === "log10" ? v : log ? (v > 0 ? Math.log10(v) : NaN) : v;
+        let k = span ? Math.round((t - lo) / span * 255) : 0;
         k = Math.max(0, Math.min(255, k));
         img.data[4 * i] = lut[3 * k]; img.data[4 * i + 1] = lut[3 * k + 1]; img.data[4 * i + 2] = lut[3 * k + 2];
-        img.data[4 * i + 3] = isFinite(v) ? 255 : 0;
+        img.data[4 * i + 3] = isFinite(t) ? 255 : 0;
       }
       octx.putImageData(img, 0, 0);
       const [ex0, ex1, ey0, ey1] = it.extent;
@@ -131,7 +133,8 @@
   }
 
   function drawPanel(ctx, p, cell) {
-    const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: 10, t: 22, b: p.xticklabels ? 58 : 40};
+    const outside = p.legend === "outside";
+    const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: outside ? 130 : 10, t: 22, b: p.xticklabels ? 58 : 40};
     const ax = Axes(ctx, p, {left: cell.x + m.l, top: cell.y + m.t, width: cell.w - m.l - m.r, height: cell.h - m.t - m.b});
     ctx.fillStyle = "#222"; ctx.font = "12px sans-serif"; ctx.textAlign = "center";
     ctx.fillText(p.title, ax.left + ax.width / 2, ax.top - 6, cell.w - 8);
@@ -172,7 +175,7 @@
       if (labeled.length) {
         ctx.font = "10px sans-serif"; ctx.textAlign = "left";
         const w = Math.max(...labeled.map(it => ctx.measureText(it.label).width)) + 36, h = 14 * labeled.length + 6;
-        const lx = ax.left + ax.width - w - 6, ly = ax.top + 6;
+        const lx = outside ? ax.left + ax.width + 8 : ax.left + ax.width - w - 6, ly = ax.top + (outside ? 0 : 6);
         ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(lx, ly, w, h);
         ctx.strokeStyle = "#ccc"; ctx.strokeRect(lx, ly, w, h);
         labeled.forEach((it, k) => {
@@ -195,7 +198,10 @@
     }
     ctx.strokeStyle = "#444"; ctx.strokeRect(x, y, 14, h);
     ctx.fillStyle = "#333"; ctx.font = "10px sans-serif"; ctx.textAlign = "left";
-    for (const t of niceTicks(cb.vmin, cb.vmax, 5)) {
+    if (cb.norm === "log") {
+      const a = Math.log10(cb.vmin), b = Math.log10(cb.vmax);
+      for (let e = Math.ceil(a); e <= Math.floor(b); e++) ctx.fillText("1e" + e, x + 18, y + h - (e - a) / (b - a) * h + 3);
+    } else for (const t of niceTicks(cb.vmin, cb.vmax, 5)) {
       const py = y + h - (t - cb.vmin) / (cb.vmax - cb.vmin) * h;
       ctx.fillText(fmt(t), x + 18, py + 3);
     }

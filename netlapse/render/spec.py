@@ -55,10 +55,10 @@ def _trajectories(v, i, cursor):
              for k in range(v.values.shape[1])]
     if cursor:
         items.append({"kind": "vline", "x": float(v.frames[i]), "color": "#444444"})
-    p = _panel(v.stream, "step", "value", items, legend=len(v.labels) <= 10,
+    p = _panel("", "step", "value", items, legend="outside" if len(v.labels) <= 12 else False,
                xlim=_pad(v.steps[0], v.steps[-1], 0.01), ylim=_pad(np.nanmin(v.values), np.nanmax(v.values)))
     title = f"{v.stream}: {len(v.labels)} elements" + (f" · step {int(v.frames[i])}" if cursor else "")
-    return _fig(title, [p], size=(7, 4.2))
+    return _fig(title, [p], size=(8, 4.2))
 
 
 def _weight_images(v, i, cursor):
@@ -119,9 +119,11 @@ def _distributions(v, i, cursor):
     s0, s1 = float(v.steps[0]), float(v.steps[-1])
     dx = (s1 - s0) / max(len(v.steps) - 1, 1) if len(v.steps) > 1 else 1.0
     dens = v.density.T
-    top = float(np.quantile(dens[dens > 0], 0.99)) if (dens > 0).any() else 1.0
+    pos = dens[dens > 0]
+    top = float(pos.max()) if pos.size else 1.0
+    low = max(float(pos.min()) if pos.size else 1e-4, top * 1e-4)
     items = [{"kind": "image", "data": dens, "extent": [s0 - dx / 2, s1 + dx / 2, v.edges[0], v.edges[-1]],
-              "cmap": "Blues", "vmin": 0.0, "vmax": top}]
+              "cmap": "Blues", "vmin": low, "vmax": top, "norm": "log"}]
     styles = {"min": ("#555555", "--", 1.0), "max": ("#555555", "--", 1.0), "mean": ("#d62728", "-", 1.4),
               "p50": ("#ff7f0e", "-", 1.4)}
     for name, y in v.lines.items():
@@ -130,10 +132,12 @@ def _distributions(v, i, cursor):
                       "width": width, "style": style, "label": name, "alpha": 1.0})
     if cursor:
         items.append({"kind": "vline", "x": float(v.frames[i]), "color": "#000000"})
-    p = _panel(v.stream, "step", "value", items, legend=True, xlim=[s0 - dx / 2, s1 + dx / 2],
+    p = _panel("", "step", "value", items, legend="outside", xlim=[s0 - dx / 2, s1 + dx / 2],
                ylim=[float(v.edges[0]), float(v.edges[-1])])
     title = f"distribution of {v.stream}" + (f" · step {int(v.frames[i])}" if cursor else "")
-    return _fig(title, [p], size=(7.5, 4.5))
+    return _fig(title, [p], size=(8, 4.5),
+                colorbar={"cmap": "Blues", "vmin": low, "vmax": top, "norm": "log",
+                          "label": "fraction of values (log)"})
 
 
 def _function_fit(v, i, cursor):
