@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["require_matplotlib", "draw", "update", "figure_rgb", "save_figure"]
+__all__ = ["require_matplotlib", "draw", "update", "figure_rgb", "save_figure", "FrameRenderer"]
 
 _HINT = "pip install 'netlapse[viz]'"
 
@@ -65,7 +65,7 @@ def _draw_item(ax, item):
 
 
 def _setup_axes(ax, p):
-    ax.set_title(p["title"], fontsize=10)
+    ax.set_title(p["title"], fontsize=10, y=1.0)   # a fixed place: frames redraw it alone
     if p.get("axis_off"):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -137,7 +137,7 @@ def update(fig, handles, spec: dict) -> bool:
     for ax, p, hs in zip(handles["axes"], panels, handles["items"]):
         if len(p["items"]) != len(hs):
             return False
-        ax.set_title(p["title"], fontsize=10)
+        ax.set_title(p["title"], fontsize=10, y=1.0)
         for item, h in zip(p["items"], hs):
             kind = item["kind"]
             if kind == "line":
@@ -172,3 +172,58 @@ def figure_rgb(fig) -> np.ndarray:
 def save_figure(fig, path, dpi: int = 100) -> None:
     """Write a figure to PNG/SVG/PDF (the suffix picks) with the Agg-family canvases."""
     fig.savefig(path, dpi=dpi, facecolor="white")
+
+
+class FrameRenderer:
+    """Draw the frames of a view fast: the axes, ticks and labels (the same in every frame)
+    are drawn once and kept as a background; each frame restores it and draws only the
+    artists that change (the spec's items, titles, legends)."""
+
+    def __init__(self, dpi: int = 100):
+        require_matplotlib()
+        self.dpi = dpi
+        self.fig = self.handles = self.background = None
+        self.dynamic: list = []
+
+    def _setup(self, spec) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = Figure(figsize=spec["size"], dpi=self.dpi, layout="constrained")
+        FigureCanvasAgg(self.fig)
+        self.fig, self.handles = draw(spec, self.fig)
+        self.fig.canvas.draw()                       # lay out once, then freeze the layout
+        self.fig.set_layout_engine("none")
+        dyn = [h for hs in self.handles["items"] for h in hs]
+        for ax in self.handles["axes"]:
+            dyn.append(ax.title)
+            if ax.get_legend() is not None:
+                dyn.append(ax.get_legend())
+        if self.fig._suptitle is not None:
+            dyn.append(self.fig._suptitle)
+        self.dynamic = dyn
+        for a in dyn:
+            a.set_visible(False)
+        self.fig.canvas.draw()
+        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        for a in dyn:
+            a.set_visible(True)
+
+    def render(self, spec) -> np.ndarray:
+        """The frame ``spec`` as an ``(H, W, 3)`` uint8 array."""
+        if self.fig is None or not update(self.fig, self.handles, spec):
+            self._setup(spec)
+        canvas = self.fig.canvas
+        canvas.restore_region(self.background)
+        renderer = canvas.get_renderer()
+        for ax, hs in zip(self.handles["axes"], self.handles["items"]):
+            for a in sorted(hs, key=lambda a: a.get_zorder()):
+                a.draw(renderer)
+            for spine in ax.spines.values():   # an image may have covered the frame
+                spine.draw(renderer)
+            ax.title.draw(renderer)
+            if ax.get_legend() is not None:
+                ax.get_legend().draw(renderer)
+        if self.fig._suptitle is not None:
+            self.fig._suptitle.draw(renderer)
+        return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .._progress import progress
-from .mpl import draw, figure_rgb, require_matplotlib, update
+from .mpl import FrameRenderer
 from .spec import frame_count, frame_spec
 
 __all__ = ["iter_frames", "save_gif", "save_mp4", "ffmpeg_exe"]
@@ -15,23 +15,12 @@ __all__ = ["iter_frames", "save_gif", "save_mp4", "ffmpeg_exe"]
 
 def iter_frames(view, dpi: int = 100, desc: str = "rendering"):
     """Yield each frame of ``view`` drawn with matplotlib as an ``(H, W, 3)`` uint8 array."""
-    require_matplotlib()
+    renderer = FrameRenderer(dpi)
     n = frame_count(view)
-    fig = handles = None
     size = None
     with progress(total=n, desc=desc, unit="frame") as bar:
         for i in range(n):
-            spec = frame_spec(view, i)
-            if fig is None or not update(fig, handles, spec):
-                if fig is not None:
-                    fig.clear()
-                from matplotlib.figure import Figure
-
-                fig = fig or Figure(figsize=spec["size"], dpi=dpi, layout="constrained")
-                fig, handles = draw(spec, fig)
-            rgb = figure_rgb(fig)
-            if i == 0:   # freeze the first frame's layout: later frames only move data
-                fig.set_layout_engine("none")
+            rgb = renderer.render(frame_spec(view, i))
             if size is None:
                 size = rgb.shape
             elif rgb.shape != size:   # keep every frame the first frame's size
