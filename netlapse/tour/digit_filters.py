@@ -44,7 +44,7 @@ def pictures(out: Path, run_path: Path, quick: bool = False) -> list[dict]:
     entries += save_figure(nl.plot.weight_images(r, stream, step=last, **opts),
                            Path(out) / "digit-filters-end.png",
                            f"The ten weight maps at the end (step {last}), same colour scale.")
-    anim = nl.animate.weight_images(r, stream, max_frames=15 if quick else 50, fps=8, **opts)
+    anim = nl.animate.weight_images(r, stream, max_frames=10 if quick else 40, fps=8, **opts)
     entries += save_animation(anim, Path(out) / "digit-filters.gif",
                               "The weight maps forming, batch by batch.")
     return entries

@@ -16,9 +16,10 @@ STORY = ("A Keras user animated each net's output curve with FuncAnimation, retr
          "the drawing loop, and lost the video because ffmpeg was missing. netlapse records the "
          "output on 400 test points once per epoch; the animations are drawn from the runs and "
          "encoded with the ffmpeg bundled in imageio-ffmpeg.")
-SEE = ("The red curve is the net's output, the blue one the target. 1-2-1 can only bend twice "
-       "and stalls as two spliced tanh steps; 1-6-1 (more width) follows the quartic; the "
-       "1-3-1-3-1 chokepoint is no better than 1-2-1.")
+SEE = ("The blue curve is the net's output on 400 test points, the dashed one the target. "
+       "1-2-1 can only bend twice and stalls as spliced tanh steps; depth alone (1-2-2-2-1) "
+       "does not help; 1-6-1 (more width) follows the quartic; the 1-3-1-3-1 chokepoint is no "
+       "better than 1-2-1, as the seed's author found.")
 CHANGES = ("Same data (4,000 uniform training points, 400 test points on [-2, 2]), tanh hidden, "
            "linear output, SGD lr 0.01, batch 32, MSE, 100 epochs as the seed's 100 frames. "
            "Quick mode: 3 architectures, 40 epochs.")
@@ -51,7 +52,7 @@ def pictures(out: Path, run_paths: list[Path], quick: bool = False) -> list[dict
 
     runs = [nl.open_run(p) for p in run_paths]
     names = [r.config["arch"] for r in runs]
-    frames = 20 if quick else 50
+    frames = 12 if quick else 40
     entries = save_figure(nl.plot.compare(runs, "function_fit", names=names),
                           Path(out) / "poly-fit-compare.png",
                           "Every architecture's output against the target at the end of training; "

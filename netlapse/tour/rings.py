@@ -65,15 +65,16 @@ def pictures(out: Path, run_paths: list[Path], quick: bool = False) -> list[dict
                           + ", ".join(f"{n} {_final_accuracy(r):.2f}" for n, r in zip(names, runs))
                           + ".")
     main = runs[names.index("2-3-2-1")]
-    anim = nl.animate.hidden_space(main, layer=main.config["hidden_layer"],
-                                   head=main.config["head_layer"],
-                                   max_frames=30 if quick else 100, fps=10)
     stem = Path(out) / "rings-2-3-2-1"
-    entries += save_animation(anim, [stem.with_suffix(".mp4"), stem.with_suffix(".gif"),
-                                     stem.with_suffix(".html")],
-                              "2-3-2-1 learning to separate the rings, one frame per epoch "
-                              "(MP4, GIF and the offline HTML player).",
-                              title="rings: 2-3-2-1, last hidden layer")
+    caption = ("2-3-2-1 learning to separate the rings ({} frames over {} epochs; {}).")
+    epochs = int(main.config["epochs"])
+    for frames, suffixes, what in ((15 if quick else 50, (".mp4", ".gif"), "MP4 and GIF"),
+                                   (30 if quick else 100, (".html",), "the offline HTML player")):
+        anim = nl.animate.hidden_space(main, layer=main.config["hidden_layer"],
+                                       head=main.config["head_layer"], max_frames=frames, fps=8)
+        entries += save_animation(anim, [stem.with_suffix(s) for s in suffixes],
+                                  caption.format(len(anim), epochs, what),
+                                  title="rings: 2-3-2-1, last hidden layer")
     return entries
 
 
