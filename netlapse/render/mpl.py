@@ -58,7 +58,7 @@ def _draw_item(ax, item):
                              interpolation="nearest", aspect="auto", zorder=0)
         return ax.imshow(np.asarray(item["data"]), extent=ext, origin=origin, cmap=item["cmap"],
                          vmin=item["vmin"], vmax=item["vmax"], interpolation="nearest",
-                         aspect="auto", zorder=0)
+                         aspect="auto", zorder=0, alpha=item.get("alpha"))
     if kind == "vline":
         return ax.axvline(item["x"], color=item["color"], lw=1.2, zorder=4)
     raise ValueError(f"unknown spec item {kind!r}")

@@ -60,7 +60,7 @@
 
   function drawItem(ctx, ax, it) {
     ctx.save();
-    ctx.globalAlpha = it.alpha == null ? 1 : it.alpha;
+    ctx.globalAlpha = it.alpha == null ? 1 : it.alpha;   // images too: regions under the points
     if (it.kind === "line") {
       const x = val(it.x).data, y = val(it.y).data;
       ctx.strokeStyle = it.color; ctx.lineWidth = it.width * 1.1;
@@ -73,7 +73,7 @@
         if (pen) ctx.lineTo(px, py); else ctx.moveTo(px, py);
         pen = true;
       }
-      ctx.stroke();
+      if (it.width > 0 && it.style !== "") ctx.stroke();
       if (it.marker) {
         ctx.fillStyle = it.color;
         for (let i = 0; i < x.length; i++) if (isFinite(y[i]) && (!ax.log || y[i] > 0)) {
@@ -132,6 +132,22 @@
     ctx.restore();
   }
 
+  function coveredPoints(ax, items, x, y, w, h) {
+    let n = 0;
+    const inside = (px, py) => px >= x && px <= x + w && py >= y && py <= y + h;
+    for (const it of items) {
+      if (it.kind === "line") {
+        const xs = val(it.x).data, ys = val(it.y).data;
+        for (let i = 0; i < xs.length; i++) if (inside(ax.X(xs[i]), ax.Y(ys[i]))) n++;
+        for (let i = 1; i < xs.length; i++) if (inside(ax.X((xs[i] + xs[i - 1]) / 2), ax.Y((ys[i] + ys[i - 1]) / 2))) n++;
+      } else if (it.kind === "scatter") {
+        const xy = val(it.xy).data;
+        for (let i = 0; i < xy.length; i += 2) if (inside(ax.X(xy[i]), ax.Y(xy[i + 1]))) n++;
+      }
+    }
+    return n;
+  }
+
   function drawPanel(ctx, p, cell) {
     const outside = p.legend === "outside";
     const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: outside ? 130 : 10, t: 22, b: p.xticklabels ? 58 : 40};
@@ -155,16 +171,20 @@
         ctx.textAlign = "right"; ctx.fillText(label, 0, 4); ctx.restore();
       } else { ctx.textAlign = "center"; ctx.fillText(label, px, ax.top + ax.height + 15); }
     });
-    let yt;
+    let yt, decades = false;
     if (ax.log) {
+      const e0 = Math.ceil(Math.log10(ax.y0)), e1 = Math.floor(Math.log10(ax.y1));
+      const every = Math.max(1, Math.ceil((e1 - e0 + 1) / 7));
       yt = [];
-      for (let e = Math.ceil(Math.log10(ax.y0)); e <= Math.floor(Math.log10(ax.y1)); e++) yt.push(Math.pow(10, e));
-    } else yt = niceTicks(Math.min(ax.y0, ax.y1), Math.max(ax.y0, ax.y1), 5);
+      for (let e = e0; e <= e1; e += every) yt.push(Math.pow(10, e));
+      decades = yt.length >= 2;
+      if (!decades) yt = niceTicks(ax.y0, ax.y1, 4).filter(t => t > 0);
+    } else yt = niceTicks(Math.min(ax.y0, ax.y1), Math.max(ax.y0, ax.y1), 6);
     ctx.textAlign = "right";
     for (const t of yt) {
       const py = ax.Y(t);
       ctx.beginPath(); ctx.moveTo(ax.left - 4, py); ctx.lineTo(ax.left, py); ctx.stroke();
-      ctx.fillText(ax.log ? "1e" + Math.round(Math.log10(t)) : fmt(t), ax.left - 6, py + 3);
+      ctx.fillText(decades ? "1e" + Math.round(Math.log10(t)) : fmt(t), ax.left - 6, py + 3);
     }
     ctx.font = "11px sans-serif"; ctx.textAlign = "center";
     ctx.fillText(p.xlabel, ax.left + ax.width / 2, cell.y + cell.h - 4);
@@ -175,14 +195,24 @@
       if (labeled.length) {
         ctx.font = "10px sans-serif"; ctx.textAlign = "left";
         const w = Math.max(...labeled.map(it => ctx.measureText(it.label).width)) + 36, h = 14 * labeled.length + 6;
-        const lx = outside ? ax.left + ax.width + 8 : ax.left + ax.width - w - 6, ly = ax.top + (outside ? 0 : 6);
+        let lx = ax.left + ax.width + 8, ly = ax.top;
+        if (!outside) {   // the inside corner that covers the fewest drawn points
+          let best = Infinity;
+          for (const [cx, cy] of [[ax.left + ax.width - w - 6, ax.top + 6], [ax.left + 6, ax.top + 6],
+                                  [ax.left + ax.width - w - 6, ax.top + ax.height - h - 6], [ax.left + 6, ax.top + ax.height - h - 6]]) {
+            const n = coveredPoints(ax, p.items, cx, cy, w, h);
+            if (n < best) { best = n; lx = cx; ly = cy; }
+          }
+        }
         ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(lx, ly, w, h);
         ctx.strokeStyle = "#ccc"; ctx.strokeRect(lx, ly, w, h);
         labeled.forEach((it, k) => {
           const y = ly + 12 + 14 * k;
           ctx.strokeStyle = it.color; ctx.lineWidth = 2;
           ctx.setLineDash(it.style === "--" ? [4, 3] : it.style === ":" ? [2, 2] : []);
-          ctx.beginPath(); ctx.moveTo(lx + 4, y - 3); ctx.lineTo(lx + 22, y - 3); ctx.stroke(); ctx.setLineDash([]);
+          if (it.width > 0 && it.style !== "") { ctx.beginPath(); ctx.moveTo(lx + 4, y - 3); ctx.lineTo(lx + 22, y - 3); ctx.stroke(); }
+          if (it.marker) { ctx.fillStyle = it.color; ctx.beginPath(); ctx.arc(lx + 13, y - 3, 3, 0, 2 * Math.PI); ctx.fill(); }
+          ctx.setLineDash([]);
           ctx.fillStyle = "#222"; ctx.fillText(it.label, lx + 26, y);
         });
       }

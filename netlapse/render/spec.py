@@ -174,7 +174,7 @@ def _hidden_space(v, i, cursor):
         lim = v.lim
         what = "sigmoid(output)" if v.regions_are_logits else "output"
         right_items = [{"kind": "image", "data": v.regions[i], "extent": [-lim, lim, -lim, lim],
-                        "cmap": "coolwarm", "vmin": 0.0, "vmax": 1.0},
+                        "cmap": "coolwarm", "vmin": 0.0, "vmax": 1.0, "alpha": 0.45},
                        {"kind": "scatter", "xy": v.inputs, "classes": classes, "palette": CLASS_COLORS,
                         "size": 6.0}]
         panels.append(_panel(f"decision regions: {what} of {v.output_layer}", "x1", "x2", right_items,
@@ -198,7 +198,7 @@ def _compare(v, i, cursor):
     cw, ch = w / max(per, 1), h
     scale = 0.75
     size = (min(cw * ncols * scale, 16), min(ch * nrows * scale, 16))
-    return _fig(f"{v.view_name} · step {int(v.steps[i])}", panels, ncols, size, subs[0]["colorbar"])
+    return _fig(f"{v.view_name.replace('_', ' ')} · step {int(v.steps[i])}", panels, ncols, size, subs[0]["colorbar"])
 
 
 _SPECS = {"trajectories": _trajectories, "weight_images": _weight_images,
