@@ -228,3 +228,13 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"netlapse\[viz\]"):
         require_matplotlib()
+
+
+def test_views_plot_animate_import_no_plotting_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, netlapse as nl; nl.views; nl.plot; nl.animate; nl.render; "
+            "print(','.join(m for m in ('matplotlib', 'PIL', 'imageio', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
