@@ -238,3 +238,25 @@ def test_views_plot_animate_import_no_plotting_library():
             "print(','.join(m for m in ('matplotlib', 'PIL', 'imageio', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_keras_style_names_are_found(tmp_path):
+    from netlapse.views.hidden_space import default_head
+    from netlapse.views.layer_profile import weight_layers
+
+    rng = np.random.default_rng(0)
+    k1, k2 = rng.normal(size=(3, 2)), rng.normal(size=(2, 1))
+    with nl.Run(tmp_path / "k") as run:
+        for step in (1, 2):
+            run.record_array("grads/dense/kernel", k1 * step, step=step, full=False)
+            run.record_array("grads/dense_1/kernel", k2 * step, step=step, full=False)
+            run.record_array("weights/dense_1/kernel", k2, step=step)
+            run.record_array("weights/dense_1/bias", np.array([0.5]), step=step)
+            run.record_array("activations/dense", k1 @ k2, step=step, full=False)
+            run.record_array("activations/dense_1", k2, step=step, full=False)
+    r = nl.open_run(tmp_path / "k")
+    assert weight_layers(r) == [("dense", "grads/dense/kernel"), ("dense_1", "grads/dense_1/kernel")]
+    v = V.layer_profile(r, step=2)
+    np.testing.assert_allclose(v.grad[0], [np.abs(2 * k1).mean(), np.abs(2 * k2).mean()])
+    np.testing.assert_allclose(v.act[0], [np.abs(k1 @ k2).mean(), np.abs(k2).mean()])
+    assert default_head(r, "dense") == "dense_1"

@@ -79,26 +79,36 @@ def boundary_segment(a: float, b: float, c: float, box) -> np.ndarray:
 
 def default_head(reader, layer: str) -> str | None:
     """The first module after ``layer`` (model order) with a recorded weight."""
-    names = module_names(reader)
+    from .layer_profile import weight_layers
+
+    names = module_names(reader) or [name for name, _ in weight_layers(reader, "weights")]
     start = names.index(layer) + 1 if layer in names else 0
     for name in names[start:]:
-        for leaf in ("weight", "kernel"):
-            if f"weights/{name}.{leaf}" in reader:
-                return name
+        if _param_stream(reader, name, ("weight", "kernel")):
+            return name
+    return None
+
+
+def _param_stream(reader, layer: str, leaves) -> str | None:
+    """``weights/<layer>.<leaf>`` (torch) or ``weights/<layer>/<leaf>`` (Keras), if recorded."""
+    for leaf in leaves:
+        for sep in (".", "/"):
+            if f"weights/{layer}{sep}{leaf}" in reader:
+                return f"weights/{layer}{sep}{leaf}"
     return None
 
 
 def _head_coef(reader, head: str, steps: np.ndarray) -> np.ndarray:
-    wname = next((f"weights/{head}.{k}" for k in ("weight", "kernel") if f"weights/{head}.{k}" in reader), None)
+    wname = _param_stream(reader, head, ("weight", "kernel"))
     if wname is None:
         raise NetlapseError(f"no recorded weight for head layer {head!r}.")
     ws = full_stream(reader, wname)
     if sorted(ws.shape) != [1, 2]:
         raise NetlapseError(f"{wname} has shape {ws.shape}; the decision boundary needs a head "
                             "with 2 inputs and 1 output. Pass head=None to leave it out.")
-    bname = f"weights/{head}.bias"
+    bname = _param_stream(reader, head, ("bias",))
     coef = np.zeros((len(steps), 3))
-    w_steps, b_steps = ws.steps, reader[bname].steps if bname in reader else None
+    w_steps, b_steps = ws.steps, reader[bname].steps if bname else None
     for t, st in enumerate(steps):
         i = max(int(np.searchsorted(w_steps, st, side="right")) - 1, 0)
         coef[t, :2] = np.asarray(ws.history([int(w_steps[i])])[0], np.float64).reshape(-1)

@@ -40,7 +40,8 @@ def weight_layers(reader, kind: str = "grads") -> list[tuple[str, str]]:
     out = {}
     for name in reader.streams(kind):
         param = name.split("/", 1)[1]
-        layer, _, leaf = param.rpartition(".")
+        cut = max(param.rfind("."), param.rfind("/"))   # torch "fc.weight", Keras "dense/kernel"
+        layer, leaf = param[:max(cut, 0)], param[cut + 1:]
         if leaf in ("weight", "kernel") and len(reader[name].shape) >= 2:
             out[layer or param] = name
     return [(layer, out[layer]) for layer in layer_order(reader, list(out))]
