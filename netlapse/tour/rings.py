@@ -23,14 +23,14 @@ SEE = ("Left: the plane of the last 2-unit hidden layer, with the inner ring (la
        "folds the plane until one line splits the rings; 2-1-2-1 squeezes the plane through "
        "one unit (a curve on the left) and cannot.")
 CHANGES = ("Nets 2-1-2-1, 2-2-2-1, 2-3-2-1, 2-4-2-1, tanh hidden, sigmoid output, MSE, noise sd "
-           "0.005, as in the seed. Changed to fit the time budget: 1,000 points per ring "
+           "0.005, as in the seed. Changed to fit the time budget: 500 points per ring "
            "instead of 20,000, and Adam lr 0.02 (batch 32, 100 epochs) instead of SGD lr 0.001, "
            "which needs thousands of epochs. Quick mode: 2-1-2-1 and 2-3-2-1, 40 epochs.")
 
 ARCHS = [(2, 1, 2, 1), (2, 2, 2, 1), (2, 3, 2, 1), (2, 4, 2, 1)]
 QUICK_ARCHS = [(2, 1, 2, 1), (2, 3, 2, 1)]
 EPOCHS, QUICK_EPOCHS = 100, 40
-POINTS, BATCH, LR = 1000, 32, 0.02
+POINTS, BATCH, LR = 500, 32, 0.02
 PROBE_POINTS = 200          # data points per ring drawn in the hidden-space view
 
 
