@@ -64,6 +64,28 @@ def _draw_item(ax, item):
     raise ValueError(f"unknown spec item {kind!r}")
 
 
+def _legend(ax, p, handles) -> None:
+    """Labelled lines first (in item order), then one marker per class of a scatter."""
+    from matplotlib.lines import Line2D
+
+    hs, labels = [], []
+    for item, h in zip(p["items"], handles):
+        if item.get("label"):
+            hs.append(h)
+            labels.append(item["label"])
+    for item in p["items"]:
+        for c in item.get("legend_classes", []):
+            color = item["palette"][c % len(item["palette"])]
+            hs.append(Line2D([], [], ls="none", marker="o", ms=5, color=color))
+            labels.append(f"y = {c}")
+    if not hs:
+        return
+    if p["legend"] == "outside":
+        ax.legend(hs, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(hs, labels, fontsize=7, loc="best", framealpha=0.8)
+
+
 def _setup_axes(ax, p):
     ax.set_title(p["title"], fontsize=10, y=1.0)   # a fixed place: frames redraw it alone
     if p.get("axis_off"):
@@ -108,11 +130,8 @@ def draw(spec: dict, fig=None):
     for ax, p in zip(axes, panels):
         _setup_axes(ax, p)
         hs = [_draw_item(ax, item) for item in p["items"]]
-        if p["legend"] and any(it.get("label") for it in p["items"]):
-            if p["legend"] == "outside":
-                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-            else:
-                ax.legend(fontsize=7, loc="best", framealpha=0.8)
+        if p["legend"]:
+            _legend(ax, p, hs)
         handles.append(hs)
     for ax in axes[len(panels):]:
         ax.set_visible(False)

@@ -192,6 +192,8 @@
     ctx.fillText(p.ylabel, 0, 0); ctx.restore();
     if (p.legend) {
       const labeled = p.items.filter(it => it.label);
+      for (const it of p.items) for (const c of it.legend_classes || [])
+        labeled.push({label: "y = " + c, color: it.palette[c % it.palette.length], width: 0, style: "", marker: true});
       if (labeled.length) {
         ctx.font = "10px sans-serif"; ctx.textAlign = "left";
         const w = Math.max(...labeled.map(it => ctx.measureText(it.label).width)) + 36, h = 14 * labeled.length + 6;

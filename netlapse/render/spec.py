@@ -160,15 +160,16 @@ def _hidden_space(v, i, cursor):
     items = []
     if v.grid is not None:
         items.append({"kind": "lines", "segs": v.grid[i], "color": "#9a9a9a", "width": 0.7, "alpha": 0.9})
+    shown = sorted(set(np.unique(classes).tolist()))[:len(CLASS_COLORS)]
     items.append({"kind": "scatter", "xy": v.points[i], "classes": classes, "palette": CLASS_COLORS,
-                  "size": 9.0})
+                  "size": 9.0, "legend_classes": shown})
     if v.boundary is not None:
         items.append({"kind": "line", "x": v.boundary[i, :, 0], "y": v.boundary[i, :, 1],
                       "color": "#000000", "width": 2.0, "style": "-", "label": "decision boundary",
                       "alpha": 1.0})
     x0, x1, y0, y1 = v.hlim
     left = _panel(f"hidden layer {v.layer} (2 units)", "h1", "h2", items, xlim=[x0, x1],
-                  ylim=[y0, y1], aspect="equal")
+                  ylim=[y0, y1], aspect="equal", legend=True)
     panels = [left]
     if v.regions is not None:
         lim = v.lim
