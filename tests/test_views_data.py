@@ -260,3 +260,14 @@ def test_keras_style_names_are_found(tmp_path):
     np.testing.assert_allclose(v.grad[0], [np.abs(2 * k1).mean(), np.abs(2 * k2).mean()])
     np.testing.assert_allclose(v.act[0], [np.abs(k1 @ k2).mean(), np.abs(k2).mean()])
     assert default_head(r, "dense") == "dense_1"
+
+
+def test_compare_weight_images_share_one_colour_scale(runs, tmp_path):
+    record_linear(tmp_path / "lin2", steps=2, n_in=16, n_out=4)
+    c = V.compare([runs["lin"], tmp_path / "lin2"], "weight_images", stream="weights/0.weight", step=None)
+    top = max(np.abs(nl.open_run(p)["weights/0.weight"].history()).max() for p in (runs["lin"], tmp_path / "lin2"))
+    assert [v.vmax for v in c.views] == [pytest.approx(top)] * 2
+    fig = nl.plot.compare([runs["lin"], tmp_path / "lin2"], "weight_images", stream="weights/0.weight")
+    shown = [ax for ax in fig.axes if ax.images and ax.get_visible()]
+    assert len(shown) == 8 and {ax.images[0].get_clim() for ax in shown} == {(-c.views[0].vmax, c.views[0].vmax)}
+    assert shown[0].get_title().startswith("lin: ") and shown[4].get_title().startswith("lin2: ")

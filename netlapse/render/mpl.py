@@ -128,8 +128,14 @@ def draw(spec: dict, fig=None):
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     handles = []
     for ax, p in zip(axes, panels):
+        if p.get("hidden"):
+            ax.set_visible(False)
+            handles.append([])
+            continue
         _setup_axes(ax, p)
         hs = [_draw_item(ax, item) for item in p["items"]]
+        if p["aspect"]:   # imshow may have reset it
+            ax.set_aspect(p["aspect"], adjustable="box")
         if p["legend"]:
             _legend(ax, p, hs)
         handles.append(hs)
@@ -142,7 +148,8 @@ def draw(spec: dict, fig=None):
 
         norm = (LogNorm if cb.get("norm") == "log" else Normalize)(cb["vmin"], cb["vmax"])
         sm = ScalarMappable(norm=norm, cmap=cb["cmap"])
-        fig.colorbar(sm, ax=list(axes[:len(panels)]), shrink=0.8, label=cb.get("label", ""))
+        shown = [ax for ax, p in zip(axes, panels) if not p.get("hidden")]
+        fig.colorbar(sm, ax=shown, shrink=0.8, label=cb.get("label", ""))
     fig.suptitle(spec["title"], fontsize=11)
     return fig, {"axes": list(axes[:len(panels)]), "items": handles}
 

@@ -149,6 +149,7 @@
   }
 
   function drawPanel(ctx, p, cell) {
+    if (p.hidden) return;
     const outside = p.legend === "outside";
     const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: outside ? 130 : 10, t: 22, b: p.xticklabels ? 58 : 40};
     const ax = Axes(ctx, p, {left: cell.x + m.l, top: cell.y + m.t, width: cell.w - m.l - m.r, height: cell.h - m.t - m.b});

@@ -184,22 +184,28 @@ def _hidden_space(v, i, cursor):
 
 
 def _compare(v, i, cursor):
+    """Each run keeps its own view's grid; runs are stacked (one panel each: side by side)."""
     subs = [frame_spec(sub, int(v.index[i, k]), cursor) for k, sub in enumerate(v.views)]
     per = len(subs[0]["panels"])
+    sub_cols = max(1, min(subs[0]["ncols"], per))
+    ncols = sub_cols if per > 1 else min(len(subs), 3)
     panels = []
     for name, sub in zip(v.names, subs):
-        for p in sub["panels"]:
+        for k, p in enumerate(sub["panels"]):
             p = dict(p)
-            p["title"] = f"{name}: {p['title']}" if p["title"] else str(name)
+            if k == 0 or p["title"] and not p.get("axis_off"):
+                p["title"] = f"{name}: {p['title']}" if p["title"] else str(name)
             panels.append(p)
-    n = len(subs)
-    ncols = per if per > 1 else min(n, 3)
+        if per > 1:   # start the next run on a new row
+            panels += [_panel(hidden=True) for _ in range(-len(panels) % ncols)]
     nrows = int(np.ceil(len(panels) / ncols))
     w, h = subs[0]["size"]
-    cw, ch = w / max(per, 1), h
-    scale = 0.75
-    size = (min(cw * ncols * scale, 16), min(ch * nrows * scale, 16))
-    return _fig(f"{v.view_name.replace('_', ' ')} · step {int(v.steps[i])}", panels, ncols, size, subs[0]["colorbar"])
+    sub_rows = int(np.ceil(per / sub_cols))
+    cw, ch = w / sub_cols, h / sub_rows
+    scale = 0.75 if per == 1 else 0.85
+    size = (min(cw * ncols * scale + (0.8 if subs[0]["colorbar"] else 0), 16), min(ch * nrows * scale, 18))
+    return _fig(f"{v.view_name.replace('_', ' ')} · step {int(v.steps[i])}", panels, ncols, size,
+                subs[0]["colorbar"])
 
 
 _SPECS = {"trajectories": _trajectories, "weight_images": _weight_images,

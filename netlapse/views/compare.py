@@ -61,6 +61,10 @@ def compare(runs, view: str = "function_fit", names=None, max_frames: int | None
         raise NetlapseError(f"{len(names)} names given for {len(readers)} runs.")
     fn = view_function(view)
     views = [fn(r, **kwargs) for r in readers]
+    if view == "weight_images" and kwargs.get("vmax") is None:   # one colour scale for all runs
+        vmax = max(v.vmax for v in views)
+        for v in views:
+            v.vmax = vmax
     steps = np.unique(np.concatenate([np.asarray(v.frames, np.int64) for v in views]))
     if max_frames is not None:
         steps = thin(steps, max_frames)
