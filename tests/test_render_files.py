@@ -9,7 +9,7 @@ import netlapse as nl
 from netlapse import views as V
 from netlapse.cli import main
 from netlapse.render.html import decode_array
-from view_runs import record_linear, record_rings
+from view_runs import record_rings
 
 imageio = pytest.importorskip("imageio")
 pytest.importorskip("matplotlib")
