@@ -62,10 +62,12 @@ def trajectories(run, stream: str | None = None, elements=None, sample: int = 8,
     if len(elements) and (elements.min() < -size or elements.max() >= size):
         raise NetlapseError(f"{stream} has {size} elements; element indices must be below {size}.")
     elements = elements % size
-    rec = s.steps
-    sel = select_steps(rec, steps, None, what=stream)
-    hist = s.history() if len(sel) == len(rec) else s.history(sel)
-    values = hist.reshape(len(sel), -1)[:, elements].astype(np.float64)
+    sel = select_steps(s.steps, steps, None, what=stream)
+    values = np.empty((len(sel), len(elements)))
+    block = max(1, int(2**24 // max(size, 1)))   # read at most ~16M values at a time
+    for a in range(0, len(sel), block):
+        part = s.history(sel[a:a + block])
+        values[a:a + len(part)] = part.reshape(len(part), -1)[:, elements]
     labels = [_label(stream, s.shape, int(e)) for e in elements]
     frames = select_steps(sel, None, max_frames, what=stream)
     return Trajectories(stream, sel, values, elements, labels, frames, str(reader.path))
