@@ -42,9 +42,21 @@ def trajectories(run, stream=None, *, elements=None, sample: int = 8, seed: int 
 
 
 def weight_images(run, stream, step=-1, *, units_axis=None, image=None, labels=None, vmax=None):
-    """Each output unit's incoming weights at ``step`` as an image, one symmetric colour scale."""
-    return figure(_views.weight_images(run, stream, step, units_axis=units_axis, image=image,
-                                       labels=labels, vmax=vmax))
+    """Each output unit's incoming weights at ``step`` as an image, one symmetric colour scale.
+
+    ``step`` may also be a list of steps (e.g. after epoch 1 and after the last): one block of
+    images per step, all on the same colour scale."""
+    view = _views.weight_images(run, stream, step, units_axis=units_axis, image=image,
+                                labels=labels, vmax=vmax)
+    if len(view.steps) == 1:
+        return figure(view)
+    from .render.mpl import draw, require_matplotlib
+    from .render.spec import frame_spec, stack_specs
+
+    require_matplotlib()
+    subs = [frame_spec(view, i) for i in range(len(view.steps))]
+    fig, _ = draw(stack_specs(subs, [f"step {int(s)}" for s in view.steps], stream))
+    return fig
 
 
 def layer_profile(run, step=-1, *, source: str = "stats", example: int = 0, layers=None):

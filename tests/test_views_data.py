@@ -271,3 +271,16 @@ def test_compare_weight_images_share_one_colour_scale(runs, tmp_path):
     shown = [ax for ax in fig.axes if ax.images and ax.get_visible()]
     assert len(shown) == 8 and {ax.images[0].get_clim() for ax in shown} == {(-c.views[0].vmax, c.views[0].vmax)}
     assert shown[0].get_title().startswith("lin: ") and shown[4].get_title().startswith("lin2: ")
+
+
+def test_weight_images_at_several_steps_in_one_figure(runs):
+    r = nl.open_run(runs["lin"])
+    fig = nl.plot.weight_images(runs["lin"], "weights/0.weight", step=[1, 5])
+    shown = [ax for ax in fig.axes if ax.images and ax.get_visible()]
+    assert len(shown) == 8
+    assert shown[0].get_title() == "step 1: 0" and shown[4].get_title() == "step 5: 0"
+    m = max(np.abs(r["weights/0.weight"].at(s)).max() for s in (1, 5))
+    for k, ax in enumerate(shown):
+        step, unit = (1, 5)[k // 4], k % 4
+        np.testing.assert_allclose(ax.images[0].get_array(), r["weights/0.weight"].at(step)[unit].reshape(4, 4))
+        np.testing.assert_allclose(ax.images[0].get_clim(), (-m, m))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_spec", "frame_count", "CLASS_COLORS", "LINE_COLORS"]
+__all__ = ["frame_spec", "frame_count", "stack_specs", "CLASS_COLORS", "LINE_COLORS"]
 
 CLASS_COLORS = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#35978f"]
 LINE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -183,20 +183,20 @@ def _hidden_space(v, i, cursor):
     return _fig(f"hidden space · step {int(v.steps[i])}", panels, len(panels), (5.2 * len(panels), 5.0))
 
 
-def _compare(v, i, cursor):
-    """Each run keeps its own view's grid; runs are stacked (one panel each: side by side)."""
-    subs = [frame_spec(sub, int(v.index[i, k]), cursor) for k, sub in enumerate(v.views)]
+def stack_specs(subs: list, names: list, title: str) -> dict:
+    """One figure holding several specs of the same view: each keeps its own grid of panels
+    (a block of rows), its first panel titled with its name; single panels sit side by side."""
     per = len(subs[0]["panels"])
     sub_cols = max(1, min(subs[0]["ncols"], per))
     ncols = sub_cols if per > 1 else min(len(subs), 3)
     panels = []
-    for name, sub in zip(v.names, subs):
+    for name, sub in zip(names, subs):
         for k, p in enumerate(sub["panels"]):
             p = dict(p)
             if k == 0 or p["title"] and not p.get("axis_off"):
                 p["title"] = f"{name}: {p['title']}" if p["title"] else str(name)
             panels.append(p)
-        if per > 1:   # start the next run on a new row
+        if per > 1:   # start the next block on a new row
             panels += [_panel(hidden=True) for _ in range(-len(panels) % ncols)]
     nrows = int(np.ceil(len(panels) / ncols))
     w, h = subs[0]["size"]
@@ -204,8 +204,12 @@ def _compare(v, i, cursor):
     cw, ch = w / sub_cols, h / sub_rows
     scale = 0.75 if per == 1 else 0.85
     size = (min(cw * ncols * scale + (0.8 if subs[0]["colorbar"] else 0), 16), min(ch * nrows * scale, 18))
-    return _fig(f"{v.view_name.replace('_', ' ')} · step {int(v.steps[i])}", panels, ncols, size,
-                subs[0]["colorbar"])
+    return _fig(title, panels, ncols, size, subs[0]["colorbar"])
+
+
+def _compare(v, i, cursor):
+    subs = [frame_spec(sub, int(v.index[i, k]), cursor) for k, sub in enumerate(v.views)]
+    return stack_specs(subs, v.names, f"{v.view_name.replace('_', ' ')} · step {int(v.steps[i])}")
 
 
 _SPECS = {"trajectories": _trajectories, "weight_images": _weight_images,
