@@ -108,3 +108,4 @@ def test_rings_three_units_separate_one_cannot(tmp_path):
     assert np.mean((out > 0.5) == (labels > 0.5)) >= 0.95
     hidden = r[f"probe/{r.config['hidden_layer']}"]
     assert hidden.shape[-1] == 2
+    assert len(hidden.steps) == 2 * rings.QUICK_EPOCHS + 1       # two frames per epoch, plus step 0

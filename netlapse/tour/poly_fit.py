@@ -100,7 +100,8 @@ def run(out: Path, quick: bool = False, epochs: int | None = None, seed: int = 0
 
             with nl.Run(path, config=config, overwrite=True) as run, \
                     nl.watch(model, run, opt, every=steps_per_epoch, weights="full",
-                             grads=None, probe=(xp_t, yp_t)):
+                             grads=None, probe=(xp_t, yp_t),
+                             exclude=[n for n, _ in model.named_children()][:-1]):
                 def log_test(epoch, last, model=model, run=run):
                     with torch.no_grad():
                         run.log(test_mse=loss_fn(model(xp_t), yp_t).item())
