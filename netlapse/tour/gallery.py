@@ -26,12 +26,12 @@ def _picture(entry: dict) -> str:
     caption = html.escape(entry["caption"])
     suffix = Path(entry["file"]).suffix.lower()
     if suffix == ".mp4":
-        body = f'<video src="{name}" controls loop muted playsinline></video>'
+        body = f'<video src="{name}" controls autoplay loop muted playsinline></video>'
     elif suffix == ".html":
-        body = (f'<iframe src="{name}" title="{caption}" loading="lazy"></iframe>'
+        body = (f'<iframe src="{name}" title="{caption}"></iframe>'
                 f'<br><a href="{name}">open the player on its own</a>')
     else:
-        body = f'<img src="{name}" alt="{caption}" loading="lazy">'
+        body = f'<img src="{name}" alt="{caption}">'
     return f"<figure>{body}<figcaption>{caption} <code>{name}</code></figcaption></figure>"
 
 
