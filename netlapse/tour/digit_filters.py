@@ -38,12 +38,10 @@ def pictures(out: Path, run_path: Path, quick: bool = False) -> list[dict]:
     last = int(r[stream].steps[-1])
     # one symmetric colour scale for every picture: the largest |w| at the end
     opts = {"image": (28, 28), "vmax": float(np.abs(r[stream].at(last)).max())}
-    entries = save_figure(nl.plot.weight_images(r, stream, step=epoch_steps, **opts),
-                          Path(out) / "digit-filters-epoch1.png",
-                          f"The ten weight maps after 1 epoch (step {epoch_steps}).")
-    entries += save_figure(nl.plot.weight_images(r, stream, step=last, **opts),
-                           Path(out) / "digit-filters-end.png",
-                           f"The ten weight maps at the end (step {last}), same colour scale.")
+    entries = save_figure(nl.plot.weight_images(r, stream, step=[epoch_steps, last], **opts),
+                          Path(out) / "digit-filters.png",
+                          f"The ten weight maps after 1 epoch (step {epoch_steps}, top) and at the "
+                          f"end (step {last}, bottom), on one symmetric colour scale.")
     anim = nl.animate.weight_images(r, stream, max_frames=10 if quick else 40, fps=8, **opts)
     entries += save_animation(anim, Path(out) / "digit-filters.gif",
                               "The weight maps forming, batch by batch.")
