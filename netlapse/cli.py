@@ -11,10 +11,16 @@ __all__ = ["main"]
 
 
 def _cmd_info(args) -> int:
-    from ._info import describe_run
+    from ._info import inspect_run
 
-    print(describe_run(args.run))
-    return 0
+    text, problems = inspect_run(args.run, check=args.check)
+    print(text)
+    for problem in problems:
+        print(f"netlapse: error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"netlapse: error: {len(problems)} damaged file(s) in {args.run}; every other file "
+              "reads normally.", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _cmd_demo(args) -> int:
@@ -40,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="print a run's streams, status and metrics",
                        description="Print a table of a run's streams (kind, capture, shape, dtype, "
-                                   "steps, size on disk), its status and its metrics.")
+                                   "steps, size on disk), its status and its metrics. Exits 1 "
+                                   "when files of the run are damaged (named on stderr).")
     p.add_argument("run", help="path of a run folder")
+    p.add_argument("--check", action="store_true",
+                   help="also decode every recorded chunk, to find damaged files (reads the whole run)")
     p.set_defaults(func=_cmd_info)
     return parser
 
