@@ -253,7 +253,8 @@ def run_trial(workdir: Path, seed: int, child: str | None = None, resume: bool =
         delay = rng.uniform(0, max_delay)
         time.sleep(delay)
         killed = proc.poll() is None
-        os.kill(proc.pid, signal.SIGKILL)
+        if killed:
+            os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()

@@ -236,6 +236,10 @@ class Pipeline:
                     last_flush = time.monotonic()
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
                 self._error = exc
+                if isinstance(item, tuple) and item[0] in ("flush", "close"):
+                    item[1].set()          # the flush or close that failed: wake its waiter
+                    if item[0] == "close":
+                        return
                 self._drain_after_error()
                 return
 

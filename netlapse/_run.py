@@ -166,7 +166,7 @@ class Run:
         last_text = (f"the last step saved is {last}" if last is not None
                      else "no step was saved")
         cause = exc.__cause__
-        reason = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        reason = (f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)).rstrip(". ")
         message = (f"netlapse stopped recording to {self.path}: {reason}. {last_text[0].upper()}"
                    f"{last_text[1:]}; everything saved up to it is intact and readable.")
         if self.on_error == "raise":
