@@ -7,6 +7,7 @@ the reason.
 import os
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -239,3 +240,45 @@ def test_training_never_blocks_forever_on_a_frozen_disk(freezable_fs):
         _sh("fsfreeze", "-u", str(freezable_fs))
     time.sleep(0.5)
     assert nl.open_run(path)["weights/w"].steps[0] == 0
+
+
+@pytest.mark.parametrize("on_error", ["warn", "raise"])
+def test_worker_exception_reaches_the_next_step(tmp_path, on_error):
+    """No root needed: a new stream's folder is blocked by a file, so the writer thread fails."""
+    path = tmp_path / "run"
+    run = nl.Run(path, flush_every=0.01, on_error=on_error)
+    for k in range(4):
+        run.step = k
+        run.record_array("weights/w", np.full(8, k, np.float32))
+    run.flush()
+    (path / "data" / "weights" / "late").write_text("not a folder")
+    run.step = 4
+    run.record_array("weights/late", np.ones(3, np.float32))
+    run.record_array("weights/w", np.full(8, 4, np.float32))
+    t0 = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            for k in range(5, 300):        # training goes on; the failure shows at a next step
+                run.step = k
+                run.record_array("weights/w", np.full(8, k, np.float32))
+                time.sleep(0.002)
+            raised = None
+        except RecordingError as exc:
+            raised = exc
+        run.close()
+    took = time.monotonic() - t0
+    ours = [str(w.message) for w in caught if "netlapse" in str(w.message)]
+    if on_error == "raise":
+        assert raised is not None and not ours and took < 10
+        msg = str(raised)
+    else:
+        assert raised is None and len(ours) == 1
+        msg = ours[0]
+    assert str(path) in msg and "last step saved is 3;" in msg
+    r = nl.open_run(path)
+    assert r.status == "failed" and list(r["weights/w"].steps) == [0, 1, 2, 3]
+    out = subprocess.run([sys.executable, "-m", "netlapse", "info", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "status   failed" in out.stdout
+    assert "error    recording stopped:" in out.stdout
