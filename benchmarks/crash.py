@@ -258,8 +258,9 @@ def run_trial(workdir: Path, seed: int, child: str | None = None, resume: bool =
     finally:
         proc.kill()
         proc.wait()
+    torn = [p for p in run_path.rglob("*") if p.name.endswith((".partial", ".tmp"))]
     result = {"seed": seed, "child": child, "delay_s": round(delay, 3), "killed": killed,
-              **check_run(run_path, log_path)}
+              "torn_files": len(torn), **check_run(run_path, log_path)}
     if resume:
         result["resumed_steps"] = check_resume(run_path, log_path)
     return result
@@ -281,7 +282,7 @@ def main(argv=None) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="netlapse-crash-"))
     work.mkdir(parents=True, exist_ok=True)
     totals = {"trials": 0, "killed": 0, "not closed": 0, "finished": 0, "committed": 0,
-              "in_flight": 0, "resumed": 0, "failures": 0}
+              "in_flight": 0, "resumed": 0, "failures": 0, "mid_write": 0}
     t0 = time.time()
     for seed in range(args.seed, args.seed + args.trials):
         try:
@@ -296,12 +297,16 @@ def main(argv=None) -> int:
         totals["committed"] += res["committed"]
         totals["in_flight"] += res["in_flight"]
         totals["resumed"] += res["resumed_steps"] > 0
+        totals["mid_write"] += res["torn_files"] > 0
         print(f"trial {seed:3d} {res['child']:6s} kill at {res['delay_s']:.3f}s: {res['status']:10s} "
               f"{res['committed']:6d} committed entries exact, {res['in_flight']:4d} in flight "
-              f"(logged, not yet committed), resumed +{res['resumed_steps']}", flush=True)
+              f"(logged, not yet committed), resumed +{res['resumed_steps']}"
+              + (f", killed mid-write ({res['torn_files']} torn temp files)" if res["torn_files"] else ""),
+              flush=True)
     print(f"\n{totals['trials'] + totals['failures']} trials in {time.time() - t0:.0f} s: "
           f"{totals['killed']} killed mid-run ({totals['not closed']} 'not closed', "
-          f"{totals['finished']} had finished), {totals['committed']} committed entries checked "
+          f"{totals['finished']} had finished; {totals['mid_write']} killed in the middle of a file "
+          f"write, leaving torn temporary files), {totals['committed']} committed entries checked "
           f"against the log, data lost or wrong: {totals['failures']} trials; "
           f"{totals['in_flight']} entries were in flight (logged, not committed) when killed; "
           f"{totals['resumed']} runs resumed and appended.")
