@@ -239,10 +239,23 @@ def check_resume(run_path: Path, log_path: Path) -> int:
     return len(new)
 
 
+def _wait_for_a_write(run_path: Path, limit_s: float) -> bool:
+    """Spin until a chunk or JSON file is being written (its temporary file exists)."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        for root, _dirs, files in os.walk(run_path):
+            if any(f.endswith((".partial", ".tmp")) for f in files):
+                return True
+    return False
+
+
 def run_trial(workdir: Path, seed: int, child: str | None = None, resume: bool = True,
-              max_delay: float = 2.0) -> dict:
+              max_delay: float = 2.0, aim: bool | None = None) -> dict:
+    """One trial. ``aim``: after the random delay, wait until a file write is in progress and
+    kill then (every third trial by default), so kills land inside writes, not only between."""
     rng = random.Random(seed)
     child = child or CHILDREN[seed % len(CHILDREN)]
+    aim = (seed % 3 == 2) if aim is None else aim
     run_path, log_path = Path(workdir) / f"run{seed}", Path(workdir) / f"log{seed}.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HERE.parent.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
@@ -252,6 +265,7 @@ def run_trial(workdir: Path, seed: int, child: str | None = None, resume: bool =
         assert proc.stdout.readline().strip() == "ready", "the child failed to start"
         delay = rng.uniform(0, max_delay)
         time.sleep(delay)
+        aimed = aim and _wait_for_a_write(run_path, 2.0)
         killed = proc.poll() is None
         if killed:
             os.kill(proc.pid, signal.SIGKILL)
@@ -260,6 +274,7 @@ def run_trial(workdir: Path, seed: int, child: str | None = None, resume: bool =
         proc.wait()
     torn = [p for p in run_path.rglob("*") if p.name.endswith((".partial", ".tmp"))]
     result = {"seed": seed, "child": child, "delay_s": round(delay, 3), "killed": killed,
+              "aimed": aimed,
               "torn_files": len(torn), **check_run(run_path, log_path)}
     if resume:
         result["resumed_steps"] = check_resume(run_path, log_path)
@@ -298,7 +313,8 @@ def main(argv=None) -> int:
         totals["in_flight"] += res["in_flight"]
         totals["resumed"] += res["resumed_steps"] > 0
         totals["mid_write"] += res["torn_files"] > 0
-        print(f"trial {seed:3d} {res['child']:6s} kill at {res['delay_s']:.3f}s: {res['status']:10s} "
+        print(f"trial {seed:3d} {res['child']:6s} kill at {res['delay_s']:.3f}s"
+              f"{' (aimed at a write)' if res['aimed'] else ''}: {res['status']:10s} "
               f"{res['committed']:6d} committed entries exact, {res['in_flight']:4d} in flight "
               f"(logged, not yet committed), resumed +{res['resumed_steps']}"
               + (f", killed mid-write ({res['torn_files']} torn temp files)" if res["torn_files"] else ""),
