@@ -146,6 +146,7 @@ class Pipeline:
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything submitted so far is committed to disk."""
         done = threading.Event()
+        self._beat = time.monotonic()   # an idle writer is not a stalled one: time from now
         self._queue.put(("flush", done))
         self._wait(done, timeout)
         self.raise_if_failed()
@@ -156,6 +157,7 @@ class Pipeline:
             return
         self._closed = True
         done = threading.Event()
+        self._beat = time.monotonic()
         self._queue.put(("close", done))
         self._wait(done, timeout)
         self._thread.join(timeout=1.0)
