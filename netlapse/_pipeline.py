@@ -105,6 +105,7 @@ class Pipeline:
         self._metric_steps: list[int] = []
         self._metric_rows: list[dict] = []
         self.last_committed_step: dict[str, int] = {}
+        self._in_write: dict[str, list] = {}   # steps appended by the current flush, not committed
         self.stall_timeout = 300.0         # a writer with no progress this long is reported as failed
         self._thread = threading.Thread(target=self._run, name="netlapse-writer", daemon=True)
         self._ready = threading.Event()
@@ -182,7 +183,7 @@ class Pipeline:
         """Which steps of which streams are queued or batched but not committed (for messages)."""
         with self._queue.mutex:
             items = list(self._queue.queue)
-        pending: dict[str, list[int]] = {}
+        pending: dict[str, list[int]] = {n: list(s) for n, s in list(self._in_write.items())}
         for name, batch in list(self._batches.items()):
             if batch.steps:
                 pending.setdefault(name, []).extend(batch.steps)
@@ -282,6 +283,7 @@ class Pipeline:
     def _flush(self) -> None:
         wrote = False
         ends: dict[str, int] = {}
+        self._in_write = {}
         for name, batch in self._batches.items():
             k = len(batch.steps)
             if not k:
@@ -292,6 +294,7 @@ class Pipeline:
                 np.asarray(batch.stats, np.float64).reshape(k, N_STATS),
                 np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), values)
             ends[name] = batch.steps[-1]
+            self._in_write[name] = list(batch.steps)
             self._beat = time.monotonic()
             batch.steps.clear(), batch.stats.clear(), batch.hist.clear()
             wrote = True
@@ -307,3 +310,4 @@ class Pipeline:
                 raise RecordingError("recording was abandoned by close()")
             self.writer.commit(waited_s=self.pool.waited_s, **self._on_commit())
             self.last_committed_step.update(ends)   # only once the commit is on disk
+        self._in_write = {}
