@@ -61,11 +61,13 @@ class Recorder(keras.callbacks.Callback):
     ``(x, y)``) run with ``training=False`` at every recorded step; each layer's output is
     stored in full as ``probe/<layer>``. ``include``/``exclude``: glob patterns on stream names
     without their kind prefix (``"dense/kernel"``, ``"dense*"``). ``model``: only for custom
-    loops; ``fit`` passes its model in.
+    loops; ``fit`` passes its model in. ``optimizer``: for custom loops with an optimizer
+    that is not ``model.optimizer``; the gradients handed to its ``apply`` are recorded.
     """
 
     def __init__(self, run, every: int = 1, weights="stats", grads="stats", activations=None,
-                 probe=None, include=None, exclude=None, *, model=None, log_metrics: bool = True):
+                 probe=None, include=None, exclude=None, *, model=None, optimizer=None,
+                 log_metrics: bool = True):
         super().__init__()
         if getattr(run, "closed", True):
             raise NetlapseError("Recorder() needs an open netlapse.Run as its first argument.")
@@ -83,6 +85,7 @@ class Recorder(keras.callbacks.Callback):
         self._state_step = None   # last step whose weights were recorded
         self._recorded_grads: set[int] = set()
         self._batch_start = 0
+        self._optimizer = optimizer
         if model is not None:
             self.set_model(model)
 
@@ -107,7 +110,7 @@ class Recorder(keras.callbacks.Callback):
         self._leaves = [l for l in leaves if l.name in chosen]
         self.run.set_model_summary({"name": "keras", "version": keras.__version__,
                                     "backend": keras.backend.backend()}, model_summary(model))
-        opt = getattr(model, "optimizer", None)
+        opt = self._optimizer or getattr(model, "optimizer", None)
         if self.plan.grads and opt is not None:
             trainable = [v for v in model.trainable_variables]
             by_id = {id(v): n for n, v in self._vars if v.trainable}
@@ -117,7 +120,7 @@ class Recorder(keras.callbacks.Callback):
         if self.probe is not None or self.plan.activations:
             self._layer_taps = LayerTaps(self._leaves, self._on_activation)
         self._retrace(model)
-        self.step = self._iterations(model) if step is None else int(step)
+        self.step = self._iterations(opt) if step is None else int(step)
         self.run.step = self.step
         self._attached = True
         if self.probe is not None:
@@ -129,8 +132,7 @@ class Recorder(keras.callbacks.Callback):
         self._record_state(model, self.step)
 
     @staticmethod
-    def _iterations(model) -> int:
-        opt = getattr(model, "optimizer", None)
+    def _iterations(opt) -> int:
         if opt is None:
             return 0
         return int(keras.ops.convert_to_numpy(opt.iterations))
@@ -245,7 +247,8 @@ class Recorder(keras.callbacks.Callback):
             return
         self._flush_grads()
         model = self.model
-        self.step = self._iterations(model) if step is None else int(step)
+        opt = self._optimizer or getattr(model, "optimizer", None)
+        self.step = self._iterations(opt) if step is None else int(step)
         self.run.step = self.step
         self._record_state(model, self.step)
 
