@@ -84,9 +84,12 @@ def canonical(run, trainer: str, kind: str, canon: str):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_recording_matches_the_reference_at_every_step(case, recorded, reference):
-    trainer = CASES[case][0]
+    assert_matches_reference(nl.open_run(recorded(case)), CASES[case][0], case, reference)
+
+
+def assert_matches_reference(r, trainer: str, case: str, reference) -> None:
+    """The whole contract for one recorded run (also used by test_keras_tensorflow.py)."""
     ref_w, ref_g, ref_p = reference
-    r = nl.open_run(recorded(case))
     assert r.status == "finished"
     assert r.model["total_params"] == 26
     weight_steps, grad_steps = list(range(ct.STEPS + 1)), list(range(1, ct.STEPS + 1))
