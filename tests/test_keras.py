@@ -151,6 +151,7 @@ def test_fit_leaves_optimizer_and_layers_as_they_were_and_a_second_fit_continues
     opt = keras.optimizers.SGD(0.1)
     model.compile(optimizer=opt, loss="mse")
     x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)   # compiled (traced) before recording
     with nl.Run(tmp_path / "r") as run:
         rec = Recorder(run, weights="full", grads="full", activations="stats", probe=x[:2])
         model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[rec])
@@ -160,9 +161,10 @@ def test_fit_leaves_optimizer_and_layers_as_they_were_and_a_second_fit_continues
         model.fit(x, y, batch_size=4, epochs=1, verbose=0)   # unrecorded: the taps are gone
         rec.close()
     r = nl.open_run(tmp_path / "r")
-    assert list(r["weights/d/kernel"].steps) == [0, 1, 2, 3, 4]
-    assert list(r["grads/d/kernel"].steps) == [1, 2, 3, 4]
-    assert list(r["probe/d"].steps) == [0, 1, 2, 3, 4]
+    assert list(r["weights/d/kernel"].steps) == [2, 3, 4, 5, 6]   # steps = optimizer updates
+    assert list(r["grads/d/kernel"].steps) == [3, 4, 5, 6]
+    assert list(r["probe/d"].steps) == [2, 3, 4, 5, 6]
+    assert list(r["activations/d"].steps) == [3, 4, 5, 6]
     assert not np.array_equal(r["weights/d/kernel"].at(-1), host(model.get_layer("d").kernel))
 
 
