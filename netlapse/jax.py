@@ -84,8 +84,8 @@ def _summary(trees: dict) -> dict:
             continue
         for name, leaf in flatten(tree):
             shape = [int(s) for s in np.shape(leaf)]
-            params.append({"name": name, "shape": shape, "dtype": str(np.asarray(leaf).dtype)
-                           if not hasattr(leaf, "dtype") else str(leaf.dtype),
+            dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+            params.append({"name": name, "shape": shape, "dtype": str(dtype),
                            "numel": int(np.prod(shape)), "trainable": True})
     total = sum(p["numel"] for p in params)
     return {"type": "pytree", "parameters": params, "modules": [], "total_params": total,

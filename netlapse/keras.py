@@ -85,6 +85,7 @@ class Recorder(keras.callbacks.Callback):
         self._state_step = None   # last step whose weights were recorded
         self._recorded_grads: set[int] = set()
         self._batch_start = 0
+        self._inputs_recorded = False
         self._optimizer = optimizer
         if model is not None:
             self.set_model(model)
@@ -124,11 +125,17 @@ class Recorder(keras.callbacks.Callback):
         self.run.step = self.step
         self._attached = True
         if self.probe is not None:
-            self._check_probe(model)
-            record_host(self.run, self.plan, "inputs/probe", _host(self.probe), self.step, "full")
-            if self.probe_target is not None:
-                record_host(self.run, self.plan, "inputs/probe_target", _host(self.probe_target),
-                            self.step, "full")
+            try:
+                self._check_probe(model)
+            except NetlapseError:
+                self._detach()
+                raise
+            if not self._inputs_recorded:
+                self._inputs_recorded = True
+                record_host(self.run, self.plan, "inputs/probe", _host(self.probe), self.step, "full")
+                if self.probe_target is not None:
+                    record_host(self.run, self.plan, "inputs/probe_target", _host(self.probe_target),
+                                self.step, "full")
         self._record_state(model, self.step)
 
     @staticmethod

@@ -165,6 +165,7 @@ def test_fit_leaves_optimizer_and_layers_as_they_were_and_a_second_fit_continues
     assert list(r["grads/d/kernel"].steps) == [3, 4, 5, 6]
     assert list(r["probe/d"].steps) == [2, 3, 4, 5, 6]
     assert list(r["activations/d"].steps) == [3, 4, 5, 6]
+    assert list(r["inputs/probe"].steps) == [2]
     assert not np.array_equal(r["weights/d/kernel"].at(-1), host(model.get_layer("d").kernel))
 
 
@@ -212,6 +213,7 @@ def test_clear_errors(tmp_path):
             Recorder(run, include="dense_b*", model=model).record(0)
         with pytest.raises(NetlapseError, match="probe of shape"):
             Recorder(run, probe=np.ones((2, 7), "float32"), model=model).record(0)
+        assert "call" not in vars(model.get_layer("dense_a"))     # a failed start leaves no tap
     with pytest.raises(NetlapseError, match="open netlapse.Run"):
         Recorder(run)
 
