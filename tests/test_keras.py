@@ -164,7 +164,8 @@ def test_fit_leaves_optimizer_and_layers_as_they_were_and_a_second_fit_continues
     assert list(r["weights/d/kernel"].steps) == [2, 3, 4, 5, 6]   # steps = optimizer updates
     assert list(r["grads/d/kernel"].steps) == [3, 4, 5, 6]
     assert list(r["probe/d"].steps) == [2, 3, 4, 5, 6]
-    assert list(r["activations/d"].steps) == [3, 4, 5, 6]
+    if BACKEND != "tensorflow":   # compiled TF steps cannot hand activations out (a warning says so)
+        assert list(r["activations/d"].steps) == [3, 4, 5, 6]
     assert list(r["inputs/probe"].steps) == [2]
     assert not np.array_equal(r["weights/d/kernel"].at(-1), host(model.get_layer("d").kernel))
 
