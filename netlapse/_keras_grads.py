@@ -30,14 +30,14 @@ def _to_host(x) -> np.ndarray:
 
 class GradTap:
     def __init__(self, optimizer, names_by_var: dict[int, str], ordered_names: list[str],
-                 due) -> None:
+                 every: int) -> None:
         """``names_by_var``: id(variable) -> stream suffix; ``ordered_names``: names in the
-        order of ``model.trainable_variables`` (what the jitted JAX step passes); ``due(step)``
-        says whether a step is recorded."""
+        order of ``model.trainable_variables`` (what the jitted JAX step passes); steps divisible by
+        ``every`` are recorded."""
         self.optimizer = optimizer
         self.names_by_var = names_by_var
         self.ordered_names = ordered_names
-        self.due = due
+        self.every = every
         self.backend = keras.backend.backend()
         self.active = True
         self._lock = threading.Lock()
@@ -80,7 +80,7 @@ class GradTap:
         if variables is None:
             variables = self.optimizer._trainable_variables
         step = self._iteration() + 1
-        if self.active and self.due(step):
+        if self.active and step % self.every == 0:
             got = {}
             for g, v in zip(grads, variables):
                 name = self.names_by_var.get(id(v))
@@ -97,12 +97,18 @@ class GradTap:
         idx = next(i for i, v in enumerate(self.optimizer.variables) if v is self.optimizer.iterations)
         live = [(n, g) for n, g in zip(self.ordered_names, grads) if n is not None and g is not None]
         names = [n for n, _ in live]
-        jax.debug.callback(lambda it, gs: self._from_jax(int(it) + 1, names, gs),
-                           optimizer_variables[idx], [g for _, g in live])
+        it = optimizer_variables[idx]
+        values = [g for _, g in live]
+
+        def send():
+            jax.debug.callback(lambda i, gs: self._from_jax(int(i) + 1, names, gs), it, values)
+
+        # only steps that will be recorded leave the device
+        jax.lax.cond((it + 1) % self.every == 0, send, lambda: None)
         return original(optimizer_variables, grads, trainable_variables)
 
     def _from_jax(self, step: int, names, grads) -> None:
-        if not self.active or not self.due(step):
+        if not self.active or step % self.every:
             return
         got = {n: np.array(g, copy=True) for n, g in zip(names, grads)}
         with self._lock:
@@ -141,7 +147,7 @@ class GradTap:
             jax.effects_barrier()
         elif self.backend == "tensorflow":
             step = int(keras.ops.convert_to_numpy(self._shadow_step))
-            if step > self._taken_step and self.due(step):
+            if step > self._taken_step and step % self.every == 0:
                 self._pending.append((step, {n: _to_host(s) for n, s in self._shadows.items()}))
             self._taken_step = max(step, self._taken_step)
         with self._lock:

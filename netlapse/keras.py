@@ -115,7 +115,7 @@ class Recorder(keras.callbacks.Callback):
         if self.plan.grads and opt is not None:
             trainable = [v for v in model.trainable_variables]
             by_id = {id(v): n for n, v in self._vars if v.trainable}
-            self._grad_tap = GradTap(opt, by_id, [by_id.get(id(v)) for v in trainable], self.plan.due)
+            self._grad_tap = GradTap(opt, by_id, [by_id.get(id(v)) for v in trainable], self.plan.every)
             if self._grad_tap.backend == "tensorflow":
                 self._grad_tap.prepare_shadows(trainable)
         if self.probe is not None or self.plan.activations:
