@@ -21,10 +21,18 @@ import threading
 import keras
 import numpy as np
 
-__all__ = ["GradTap"]
+__all__ = ["GradTap", "to_host"]
 
 
-def _to_host(x) -> np.ndarray:
+def to_host(x) -> np.ndarray:
+    """A host copy of a tensor or ``keras.Variable`` of any backend."""
+    if isinstance(x, keras.Variable):
+        x = x.value
+    if hasattr(x, "detach") and hasattr(x, "numpy"):   # torch: skip keras's warning-raising path
+        t = x.detach()
+        if t.dtype.is_floating_point and t.element_size() < 4 and str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.cpu().numpy().copy()
     return np.array(keras.ops.convert_to_numpy(x), copy=True)
 
 
@@ -85,7 +93,7 @@ class GradTap:
             for g, v in zip(grads, variables):
                 name = self.names_by_var.get(id(v))
                 if g is not None and name is not None:
-                    got[name] = _to_host(g)
+                    got[name] = to_host(g)
             with self._lock:
                 self._pending.append((step, got))
         return original(grads, trainable_variables)
@@ -148,7 +156,7 @@ class GradTap:
         elif self.backend == "tensorflow":
             step = int(keras.ops.convert_to_numpy(self._shadow_step))
             if step > self._taken_step and step % self.every == 0:
-                self._pending.append((step, {n: _to_host(s) for n, s in self._shadows.items()}))
+                self._pending.append((step, {n: to_host(s) for n, s in self._shadows.items()}))
             self._taken_step = max(step, self._taken_step)
         with self._lock:
             out, self._pending = self._pending, []

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from ._hostrecord import first_array
+from ._keras_grads import to_host
 
 __all__ = ["variable_names", "leaf_layers", "LayerTaps"]
 
@@ -116,7 +117,7 @@ class LayerTaps:
         if not self.training:
             return
         try:
-            value = np.array(keras.ops.convert_to_numpy(t), copy=True)
+            value = to_host(t)
         except Exception:  # a symbolic tensor: a tf.function trace
             if not self._warned:
                 self._warned = True

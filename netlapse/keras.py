@@ -28,15 +28,13 @@ import numpy as np
 
 from ._capture import CapturePlan, select_names
 from ._hostrecord import record_host
-from ._keras_grads import GradTap
+from ._keras_grads import GradTap, to_host as _host
 from ._keras_layers import LayerTaps, leaf_layers, variable_names
 from .errors import NetlapseError
 
 __all__ = ["Recorder", "model_summary"]
 
 
-def _host(x) -> np.ndarray:
-    return np.array(keras.ops.convert_to_numpy(x), copy=True)
 
 
 def model_summary(model) -> dict:
