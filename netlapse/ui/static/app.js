@@ -1,0 +1,507 @@
+/* netlapse dashboard: runs page, run page (step slider across every panel), compare page, live updates. */
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, attrs = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k.nodeType ? k : String(k));
+  return e;
+};
+const q = (params) => new URLSearchParams(params).toString();
+const state = { source: null, cleanup: [] };
+
+async function api(path, params) {
+  const res = await fetch(`/api/${path}?${q(params || {})}`);
+  if (!res.ok) {
+    let msg = res.statusText;
+    try { msg = (await res.json()).error || msg; } catch (e) { /* keep statusText */ }
+    const err = new Error(msg); err.status = res.status; throw err;
+  }
+  return res.json();
+}
+
+async function apiBinary(path, params) {
+  const res = await fetch(`/api/${path}?${q(params)}`);
+  if (!res.ok) {
+    let msg = res.statusText;
+    try { msg = (await res.json()).error || msg; } catch (e) { /* keep */ }
+    throw new Error(msg);
+  }
+  const buf = await res.arrayBuffer();
+  const shape = (res.headers.get("X-Shape") || "").split(",").filter((s) => s !== "").map(Number);
+  return { data: new Float32Array(buf), shape, headers: res.headers };
+}
+
+function ago(t) {
+  if (!t) return "–";
+  const s = Date.now() / 1000 - t;
+  if (s < 5) return "just now";
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return new Date(t * 1000).toISOString().slice(0, 10);
+}
+const statusLabel = (s) => (s === "running" ? "live" : s);
+const badge = (s) => el("span", { class: `badge ${String(s).replace(" ", "-")}` }, statusLabel(s));
+
+function errorCard(title, message) {
+  return el("div", { class: "card error-card", "data-testid": "error-card" }, el("h3", {}, title), el("pre", {}, message));
+}
+
+function setCrumbs(parts) {
+  const c = $("#crumbs"); c.textContent = "";
+  parts.forEach(([label, href], i) => {
+    if (i) c.append(el("span", { class: "sep" }, "/"));
+    c.append(href ? el("a", { href }, label) : el("span", {}, label));
+  });
+}
+
+function listen(url, handlers) {
+  if (state.source) state.source.close();
+  const src = new EventSource(url);
+  state.source = src;
+  const dot = $("#live-dot");
+  src.onopen = () => dot.classList.add("on");
+  src.onerror = () => dot.classList.remove("on");
+  for (const [ev, fn] of Object.entries(handlers)) src.addEventListener(ev, (e) => fn(JSON.parse(e.data)));
+}
+
+function teardown() {
+  if (state.source) { state.source.close(); state.source = null; }
+  $("#live-dot").classList.remove("on");
+  state.cleanup.forEach((f) => f()); state.cleanup = [];
+}
+
+/* ------------------------------------------------------------------ runs page */
+async function runsPage() {
+  setCrumbs([["runs", "#/"]]);
+  const main = $("#main");
+  const filter = el("input", { type: "search", placeholder: "filter runs by name…", id: "filter" });
+  const compareBtn = el("button", { class: "btn primary", disabled: "", id: "compare-btn" }, "Compare selected");
+  const body = el("tbody");
+  const table = el("table", { class: "runs" },
+    el("thead", {}, el("tr", {}, el("th", {}, ""), el("th", {}, "run"), el("th", {}, "status"),
+      el("th", { class: "num" }, "steps"), el("th", {}, "last update"), el("th", {}, "metrics"))), body);
+  const info = el("span", { class: "muted" });
+  main.replaceChildren(el("div", { class: "toolbar" }, el("h1", {}, "Runs"), filter, compareBtn, el("span", { class: "spacer" }), info),
+    el("div", { class: "card" }, table));
+  const selected = new Set();
+  compareBtn.onclick = () => { location.hash = `#/compare?${q({ runs: [...selected].join(",") })}`; };
+  let rows = [];
+  const render = () => {
+    const f = filter.value.trim().toLowerCase();
+    const shown = rows.filter((r) => !f || r.id.toLowerCase().includes(f) || String(r.name).toLowerCase().includes(f));
+    body.replaceChildren(...shown.map((r) => {
+      const box = el("input", { type: "checkbox" });
+      box.checked = selected.has(r.id);
+      box.onchange = () => { box.checked ? selected.add(r.id) : selected.delete(r.id); compareBtn.disabled = selected.size < 2; };
+      const sparks = el("div", { class: "sparkcell" });
+      Object.entries(r.metrics || {}).slice(0, 3).forEach(([name, s], k) => {
+        const c = el("canvas", { class: "spark" });
+        sparks.append(el("div", {}, el("span", { class: "lbl" }, `${name} ${Charts.fmt(s.value[s.value.length - 1])}`), c));
+        requestAnimationFrame(() => Charts.spark(c, s.step, s.value, Charts.PALETTE[k]));
+      });
+      if (r.error) sparks.append(el("span", { class: "muted mono" }, r.error.slice(0, 90)));
+      return el("tr", { "data-run": r.id }, el("td", {}, box),
+        el("td", { class: "name" }, el("a", { href: `#/run/${encodeURIComponent(r.id)}` }, r.id)),
+        el("td", {}, badge(r.status)), el("td", { class: "num" }, r.last_step ?? "–"),
+        el("td", { class: "muted" }, ago(r.updated)), el("td", {}, sparks));
+    }));
+    if (!shown.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "empty" },
+      rows.length ? "No run matches the filter." : "No runs here yet. Record one with netlapse.Run(...) and it will appear.")));
+  };
+  const load = async () => {
+    const data = await api("runs");
+    rows = data.runs; info.textContent = `${rows.length} run${rows.length === 1 ? "" : "s"} in ${data.root}`;
+    render();
+  };
+  filter.oninput = render;
+  await load();
+  let timer = null;
+  listen("/api/events", { runs: () => { clearTimeout(timer); timer = setTimeout(load, 150); } });
+  const tick = setInterval(render, 30000);
+  state.cleanup.push(() => clearInterval(tick));
+}
+
+/* ------------------------------------------------------------------ run page */
+class RunView {
+  constructor(id, detail, metrics) {
+    this.id = id; this.d = detail; this.metrics = metrics;
+    this.step = detail.last_step; this.panels = [];
+    this.streams = Object.fromEntries(detail.streams.map((s) => [s.name, s]));
+  }
+  fullStreams(pred) {
+    return this.d.streams.filter((s) => s.capture === "full" && s.length && (!pred || pred(s)));
+  }
+  setStep(step, from) {
+    this.step = step;
+    $("#step-readout").textContent = `step ${step.toLocaleString("en")}`;
+    $("#step-readout").dataset.step = step;
+    if (from !== "slider") $("#slider").value = step;
+    for (const p of this.panels) p.show(step);
+  }
+}
+
+function panel(title, opts = {}) {
+  const head = el("div", { class: "panel-head" }, el("h2", {}, title), el("span", { class: "spacer" }), ...(opts.controls || []),
+    el("span", { class: "panel-step" }));
+  const body = el("div", { class: "panel-body" });
+  const p = el("section", { class: `card panel ${opts.wide ? "wide" : ""}`, "data-panel": opts.key || title }, head, body);
+  p.stepLabel = $(".panel-step", head);
+  p.body = body;
+  return p;
+}
+
+function metricsPanel(view) {
+  const names = view.d.metric_names;
+  if (!names.length) return null;
+  const p = panel("Metrics", { key: "metrics", wide: names.length > 1 });
+  const charts = names.map((n, k) => {
+    const c = el("canvas", { "data-metric": n });
+    p.body.append(el("div", {}, el("div", { class: "legend" }, el("span", {}, el("i", { style: `background:${Charts.PALETTE[k % 8]}` }), n)), c));
+    return [n, c, k];
+  });
+  if (names.length > 1) p.body.style.cssText = "display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:8px 16px";
+  return {
+    el: p, show(step) {
+      p.stepLabel.textContent = `step ${step}`;
+      for (const [n, c, k] of charts) {
+        const s = view.metrics[n] || { step: [], value: [] };
+        Charts.line(c, [{ x: s.step, y: s.value, color: Charts.PALETTE[k % 8] }], { cursor: step, xmin: view.d.first_step, xmax: view.d.last_step, height: 170 });
+      }
+    },
+  };
+}
+
+function weightPanel(view) {
+  const cands = view.fullStreams((s) => s.shape.length >= 2 && s.kind !== "inputs");
+  if (!cands.length) return null;
+  cands.sort((a, b) => (a.kind === "weights" ? 0 : 1) - (b.kind === "weights" ? 0 : 1));
+  const sel = el("select", { id: "weight-stream" }, ...cands.map((s) => el("option", { value: s.name }, s.name)));
+  const p = panel("Weight image", { key: "weights", controls: [sel] });
+  const canvas = el("canvas", { id: "weight-canvas" });
+  const cbar = el("canvas");
+  const lo = el("span"), hi = el("span"), note = el("div", { class: "muted", style: "font-size:12px;text-align:center;margin-top:4px" });
+  p.body.append(el("div", { class: "imgwrap" }, canvas), el("div", { class: "colorbar" }, lo, cbar, hi), note);
+  Charts.colorbar(cbar, Charts.DIVERGING);
+  let inflight = false, pending = null;
+  const fetchDraw = async (step) => {
+    if (inflight) { pending = step; return; }
+    inflight = true;
+    try {
+      const t = await apiBinary("tensor", { run: view.id, stream: sel.value, step });
+      const absmax = Number(t.headers.get("X-Absmax")) || 1;
+      const L = Charts.tensorImage(canvas, t.data, t.shape, absmax);
+      const scale = Math.max(1, Math.min(4, Math.floor(Math.min(560 / L.width, 420 / L.height))));
+      canvas.style.width = `${L.width * scale}px`;
+      lo.textContent = Charts.fmt(-absmax); hi.textContent = Charts.fmt(absmax);
+      const got = Number(t.headers.get("X-Step"));
+      canvas.dataset.step = got;
+      note.textContent = `${sel.value}  ·  shape ${t.shape.join("×")}${L.tiles ? `  ·  one ${L.side}×${L.side} tile per output unit` : ""}  ·  recorded step ${got}`;
+      p.stepLabel.textContent = `step ${got}`;
+    } catch (e) {
+      p.body.replaceChildren(errorCard("Cannot load this tensor", e.message));
+    } finally {
+      inflight = false;
+      if (pending !== null) { const s = pending; pending = null; fetchDraw(s); }
+    }
+  };
+  sel.onchange = () => fetchDraw(view.step);
+  return { el: p, show: fetchDraw };
+}
+
+function heatmapPanel(view) {
+  const cands = view.d.streams.filter((s) => s.length && s.kind !== "inputs");
+  if (!cands.length) return null;
+  const sel = el("select", { id: "heat-stream" }, ...cands.map((s) => el("option", { value: s.name }, s.name)));
+  const p = panel("Distribution over steps", { key: "heatmap", controls: [sel] });
+  const c = el("canvas", { id: "heat-canvas" });
+  p.body.append(c, el("div", { class: "legend" }, "every recorded step's histogram, rebinned to one value range; colour = share of values (sqrt scale)"));
+  let hm = null, last = 0;
+  const load = async () => {
+    const t = await apiBinary("heatmap", { run: view.id, stream: sel.value, rows: 400 });
+    hm = { ...t, steps: (t.headers.get("X-Steps") || "").split(",").map(Number), lo: Number(t.headers.get("X-Lo")), hi: Number(t.headers.get("X-Hi")) };
+    last = Date.now();
+    draw(view.step);
+  };
+  const draw = (step) => {
+    p.stepLabel.textContent = `step ${step}`;
+    if (hm) Charts.heatmap(c, hm.data, hm.shape[0], hm.shape[1], hm.steps, hm.lo, hm.hi, step);
+  };
+  sel.onchange = load;
+  load().catch((e) => p.body.replaceChildren(errorCard("Cannot load the histograms", e.message)));
+  return { el: p, show: draw, live() { if (Date.now() - last > 1500) load().catch(() => {}); } };
+}
+
+function profilePanel(view) {
+  const p = panel("Layer profile", { key: "profile" });
+  const c = el("canvas", { id: "profile-canvas" }), legend = el("div", { class: "legend" });
+  p.body.append(c, legend);
+  const colors = { weights: "#3b6fd8", grads: "#e0533a", activations: "#1f9d55", probe: "#9b59b6" };
+  let inflight = false, pending = null;
+  const draw = async (step) => {
+    if (inflight) { pending = step; return; }
+    inflight = true;
+    try {
+      const prof = await api("profile", { run: view.id, step });
+      const layer = (n) => n.split("/").slice(1).join("/").replace(/\.(weight|bias)$/, "");
+      const names = [...new Set(Object.values(prof).flat().map((r) => layer(r.name)))];
+      const series = Object.entries(prof).filter(([k]) => k !== "probe").map(([kind, rows]) => {
+        const by = {};
+        rows.forEach((r) => { if (!r.name.endsWith(".bias")) by[layer(r.name)] = r.mean_abs; });
+        return { label: kind, color: colors[kind], values: names.map((n) => by[n] ?? null) };
+      });
+      const used = names.filter((n, i) => series.some((s) => s.values[i] !== null));
+      const idx = used.map((n) => names.indexOf(n));
+      Charts.bars(c, used, series.map((s) => ({ ...s, values: idx.map((i) => s.values[i]) })));
+      legend.replaceChildren(...series.map((s) => el("span", {}, el("i", { style: `background:${s.color}` }), `mean |${s.label}|`)));
+      p.stepLabel.textContent = `step ${step}`;
+    } catch (e) { legend.textContent = e.message; } finally {
+      inflight = false;
+      if (pending !== null) { const s = pending; pending = null; draw(s); }
+    }
+  };
+  return { el: p, show: draw };
+}
+
+function probePanel(view) {
+  const inp = view.streams["inputs/probe"];
+  if (!inp || inp.capture !== "full") return null;
+  const target = view.streams["inputs/probe_target"];
+  const layout = view.d.probe_layout || {};
+  const probes = view.fullStreams((s) => s.kind === "probe").sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+  const n = inp.shape[0];
+  const fit1d = inp.shape.length <= 2 && (inp.shape[1] || 1) === 1;
+  const hiddenName = layout.hidden || (probes.find((s) => s.shape.length === 2 && s.shape[0] === n && s.shape[1] === 2) || {}).name;
+  const outName = layout.output || (probes.filter((s) => s.shape[0] === n && (s.shape[1] || 1) === 1).pop() || {}).name;
+  const mode = fit1d && outName ? "fit" : hiddenName ? "hidden" : null;
+  if (!mode) return null;
+  const p = panel(mode === "fit" ? "Function fit (probe)" : `Hidden space · ${hiddenName}`, { key: "probe" });
+  const c = el("canvas", { id: "probe-canvas" }), legend = el("div", { class: "legend" });
+  p.body.append(c, legend);
+  let x = null, y = null;
+  const ready = (async () => {
+    x = (await apiBinary("tensor", { run: view.id, stream: "inputs/probe", step: -1 })).data;
+    if (target) y = (await apiBinary("tensor", { run: view.id, stream: "inputs/probe_target", step: -1 })).data;
+  })();
+  const draw = async (step) => {
+    await ready;
+    if (mode === "fit") {
+      const out = await apiBinary("tensor", { run: view.id, stream: outName, step });
+      const order = [...x.keys()].sort((a, b) => x[a] - x[b]);
+      Charts.scatter(c, { x: Array.from(x), y: y ? Array.from(y) : [] },
+        [{ x: order.map((i) => x[i]), y: order.map((i) => out.data[i]), color: Charts.css("--cursor") }]);
+      legend.replaceChildren(el("span", {}, el("i", { style: `background:${Charts.css("--muted")}` }), "target"),
+        el("span", {}, el("i", { style: `background:${Charts.css("--cursor")}` }), `${outName} at step ${out.headers.get("X-Step")}`));
+      p.stepLabel.textContent = `step ${out.headers.get("X-Step")}`;
+    } else {
+      const h = await apiBinary("tensor", { run: view.id, stream: hiddenName, step });
+      const hx = [], hy = [], colors = [];
+      const k = y ? y.length / n : 0;
+      for (let i = 0; i < n; i++) {
+        hx.push(h.data[2 * i]); hy.push(h.data[2 * i + 1]);
+        const label = k === 1 ? y[i] : k > 1 ? y.slice(i * k, i * k + k).indexOf(Math.max(...y.slice(i * k, i * k + k))) : 0;
+        colors.push(Charts.PALETTE[Math.abs(Math.round(label)) % 8]);
+      }
+      Charts.scatter(c, { x: hx, y: hy, colors }, [], { height: 260 });
+      legend.replaceChildren(el("span", {}, `${n} probe points through ${hiddenName}, coloured by target`));
+      p.stepLabel.textContent = `step ${h.headers.get("X-Step")}`;
+    }
+  };
+  return { el: p, show: (s) => draw(s).catch((e) => { legend.textContent = e.message; }) };
+}
+
+function layerTable(view) {
+  const p = panel("Layers", { key: "layers", wide: true });
+  const body = el("tbody");
+  p.body.append(el("table", { class: "layers" }, el("thead", {}, el("tr", {}, ...["stream", "kind", "capture", "shape", "steps"].map((h) => el("th", {}, h)),
+    ...["norm", "mean", "std", "min", "max", "zeros", "non-finite"].map((h) => el("th", { class: "num" }, h)), el("th", {}, "norm over steps"))), body));
+  const sparks = {};
+  const render = () => {
+    body.replaceChildren(...view.d.streams.map((s) => {
+      const c = el("canvas", { class: "spark" });
+      const L = s.last || {};
+      requestAnimationFrame(() => { const sp = s.norm_spark; if (sp) Charts.spark(c, sp.step, sp.value, "#3b6fd8", 130, 24); });
+      return el("tr", { "data-stream": s.name }, el("td", { class: "mono" }, s.name), el("td", {}, s.kind), el("td", { class: "muted" }, s.capture),
+        el("td", { class: "mono" }, s.shape.join("×") || "scalar"), el("td", { class: "num" }, s.length),
+        ...["norm", "mean", "std", "min", "max"].map((k) => el("td", { class: "num" }, Charts.fmt(L[k]))),
+        el("td", { class: "num" }, L.zero_frac === undefined ? "–" : `${(100 * L.zero_frac).toFixed(1)}%`),
+        el("td", { class: "num", style: L.nonfinite ? "color:var(--bad)" : "" }, L.nonfinite ?? "–"), el("td", {}, c));
+    }));
+  };
+  render();
+  return { el: p, show: (step) => { p.stepLabel.textContent = `last: step ${view.d.last_step}`; }, render };
+}
+
+async function runPage(id) {
+  setCrumbs([["runs", "#/"], [id, null]]);
+  const main = $("#main");
+  main.replaceChildren(el("div", { class: "empty" }, "loading…"));
+  let detail, metrics;
+  try {
+    [detail, metrics] = await Promise.all([api("run", { run: id }), api("metrics", { run: id, max_points: 2000 })]);
+  } catch (e) {
+    main.replaceChildren(el("div", { class: "run-head" }, el("h1", {}, id), badge("error")),
+      errorCard(e.status === 403 ? "Refused" : "This run cannot be read", e.message));
+    return;
+  }
+  const view = new RunView(id, detail, metrics);
+  const chips = Object.entries(detail.config || {}).filter(([k]) => k !== "probe_layout").slice(0, 12)
+    .map(([k, v]) => el("span", { class: "chip" }, `${k}=`, el("b", {}, typeof v === "object" ? JSON.stringify(v) : String(v))));
+  const status = badge(detail.status); status.id = "run-status";
+  const sub = el("div", { class: "run-sub", id: "run-sub" });
+  const setSub = () => { sub.textContent = `${detail.streams.length} streams · steps ${detail.first_step}–${detail.last_step} · updated ${ago(detail.updated)}${detail.framework ? " · " + (detail.framework.name || "") : ""}`; };
+  setSub();
+  const slider = el("input", { type: "range", id: "slider", min: detail.first_step, max: Math.max(detail.last_step, detail.first_step), step: 1, value: detail.last_step });
+  const play = el("button", { class: "btn", id: "play", title: "play / pause" }, "▶");
+  const follow = el("input", { type: "checkbox", id: "follow" });
+  follow.checked = detail.status === "running";
+  const readout = el("span", { class: "step-readout", id: "step-readout" });
+  main.replaceChildren(el("div", { class: "run-head" }, el("h1", {}, detail.name), status, el("span", { class: "muted mono" }, id),
+    el("span", { class: "spacer" }), el("a", { href: `#/compare?${q({ runs: id })}` }, "compare with…")), sub,
+    chips.length ? el("div", { class: "chips" }, chips) : null,
+    el("div", { class: "card stepbar" }, play, slider, readout, el("label", {}, follow, "follow live")));
+  const grid = el("div", { class: "grid" });
+  main.append(grid);
+  const makers = [metricsPanel, weightPanel, heatmapPanel, profilePanel, probePanel, layerTable];
+  for (const make of makers) {
+    try { const pn = make(view); if (pn) { view.panels.push(pn); grid.append(pn.el); } } catch (e) { grid.append(errorCard(`${make.name} failed`, e.message)); }
+  }
+  if (!detail.streams.length && !detail.metric_names.length) grid.append(el("div", { class: "card empty" }, "Nothing committed yet: waiting for the first steps…"));
+  slider.oninput = () => { follow.checked = false; view.setStep(Number(slider.value), "slider"); };
+  let timer = null;
+  play.onclick = () => {
+    if (timer) { clearInterval(timer); timer = null; play.textContent = "▶"; return; }
+    play.textContent = "❚❚";
+    const span = Math.max(1, view.d.last_step - view.d.first_step);
+    const inc = Math.max(1, Math.round(span / 200));
+    if (view.step >= view.d.last_step) view.setStep(view.d.first_step);
+    timer = setInterval(() => {
+      const next = Math.min(view.d.last_step, view.step + inc);
+      view.setStep(next);
+      if (next >= view.d.last_step) { clearInterval(timer); timer = null; play.textContent = "▶"; }
+    }, 80);
+  };
+  state.cleanup.push(() => timer && clearInterval(timer));
+  view.setStep(detail.last_step);
+  let resize = null;
+  const onResize = () => { clearTimeout(resize); resize = setTimeout(() => view.setStep(view.step), 120); };
+  window.addEventListener("resize", onResize);
+  state.cleanup.push(() => window.removeEventListener("resize", onResize));
+  document.body.dataset.ready = "run";
+
+  listen(`/api/events?${q({ run: id, since: detail.last_step })}`, {
+    update: (m) => {
+      for (const [n, s] of Object.entries(m.metrics)) {
+        const cur = view.metrics[n] || (view.metrics[n] = { step: [], value: [] });
+        cur.step.push(...s.step); cur.value.push(...s.value);
+        if (!view.d.metric_names.includes(n)) view.d.metric_names.push(n);
+      }
+      for (const [n, row] of Object.entries(m.streams)) {
+        const old = view.streams[n];
+        const spark = old && old.norm_spark ? old.norm_spark : { step: [], value: [] };
+        spark.step.push(...row.new_norm.step); spark.value.push(...row.new_norm.value);
+        row.norm_spark = spark;
+        if (old) Object.assign(old, row); else { view.streams[n] = row; view.d.streams.push(row); }
+      }
+      view.d.last_step = Math.max(view.d.last_step, m.last_step);
+      view.d.status = m.status; view.d.updated = m.updated || view.d.updated;
+      detail.last_step = view.d.last_step; detail.updated = view.d.updated;
+      status.replaceWith(Object.assign(badge(m.status), { id: "run-status" }));
+      setSub();
+      slider.max = view.d.last_step;
+      for (const pn of view.panels) { if (pn.render) pn.render(); if (pn.live) pn.live(); }
+      view.setStep(follow.checked ? view.d.last_step : view.step);
+    },
+    failure: (m) => { sub.textContent = `live update failed: ${m.error}`; },
+  });
+}
+
+/* ------------------------------------------------------------------ compare page */
+async function comparePage(params) {
+  const ids = (params.get("runs") || "").split(",").filter(Boolean);
+  setCrumbs([["runs", "#/"], ["compare", null]]);
+  const main = $("#main");
+  const all = (await api("runs")).runs;
+  const picker = el("div", { class: "chips" }, ...all.map((r) => {
+    const box = el("input", { type: "checkbox" }); box.checked = ids.includes(r.id);
+    box.onchange = () => {
+      const next = box.checked ? [...ids, r.id] : ids.filter((x) => x !== r.id);
+      location.hash = `#/compare?${q({ runs: next.join(",") })}`;
+    };
+    return el("label", { class: "chip" }, box, " ", r.id);
+  }));
+  main.replaceChildren(el("div", { class: "toolbar" }, el("h1", {}, "Compare runs")), picker);
+  if (!ids.length) { main.append(el("div", { class: "card empty" }, "Pick runs above to overlay their metrics.")); return; }
+  const loaded = await Promise.all(ids.map(async (id) => {
+    try { return { id, d: await api("run", { run: id }), m: await api("metrics", { run: id, max_points: 2000 }) }; } catch (e) { return { id, error: e.message }; }
+  }));
+  const ok = loaded.filter((r) => !r.error);
+  loaded.filter((r) => r.error).forEach((r) => main.append(errorCard(`${r.id} cannot be read`, r.error)));
+  const color = (i) => Charts.PALETTE[i % 8];
+  const legend = el("div", { class: "legend" }, ...ok.map((r, i) => el("span", {}, el("i", { style: `background:${color(i)}` }), r.id)));
+  const names = [...new Set(ok.flatMap((r) => r.d.metric_names))];
+  const grid = el("div", { class: "grid" });
+  main.append(legend, grid);
+  const mp = panel("Metrics, overlaid", { key: "cmp-metrics", wide: true });
+  grid.append(mp);
+  const xmax = Math.max(...ok.map((r) => r.d.last_step), 1);
+  names.forEach((n) => {
+    const c = el("canvas");
+    mp.body.append(el("div", { class: "legend" }, n), c);
+    requestAnimationFrame(() => Charts.line(c, ok.filter((r) => r.m[n]).map((r) => ({ x: r.m[n].step, y: r.m[n].value, color: color(ok.indexOf(r)) })), { height: 170, xmin: 0, xmax }));
+  });
+  const common = ok.length ? ok[0].d.streams.filter((s) => s.capture === "full" && s.shape.length >= 2 && ok.every((r) => r.d.streams.some((t) => t.name === s.name))).map((s) => s.name) : [];
+  if (!common.length) return;
+  const sel = el("select", {}, ...common.map((n) => el("option", { value: n }, n)));
+  const slider = el("input", { type: "range", min: 0, max: xmax, value: xmax, step: 1 });
+  const readout = el("span", { class: "step-readout" });
+  const side = panel("Side by side", { key: "cmp-side", wide: true, controls: [sel] });
+  const row = el("div", { class: "compare-grid" });
+  side.body.append(el("div", { class: "stepbar", style: "position:static;padding:0 0 10px" }, slider, readout), row);
+  grid.append(side);
+  const cells = ok.map((r, i) => { const c = el("canvas"); const cap = el("div", { class: "legend" }); row.append(el("div", {}, el("div", { class: "imgwrap" }, c), cap)); return { r, c, cap }; });
+  const draw = async () => {
+    const step = Number(slider.value);
+    readout.textContent = `step ${step}`; side.stepLabel.textContent = `step ${step}`;
+    await Promise.all(cells.map(async ({ r, c, cap }) => {
+      const t = await apiBinary("tensor", { run: r.id, stream: sel.value, step });
+      const L = Charts.tensorImage(c, t.data, t.shape, Number(t.headers.get("X-Absmax")) || 1);
+      c.style.width = `${L.width * Math.max(1, Math.min(4, Math.floor(340 / L.width)))}px`;
+      cap.textContent = `${r.id} · step ${t.headers.get("X-Step")}`;
+    }));
+  };
+  slider.oninput = draw; sel.onchange = draw;
+  draw();
+}
+
+/* ------------------------------------------------------------------ router */
+async function route() {
+  teardown();
+  delete document.body.dataset.ready;
+  const hash = location.hash.slice(1) || "/";
+  const [path, query] = hash.split("?");
+  try {
+    if (path.startsWith("/run/")) await runPage(decodeURIComponent(path.slice(5)));
+    else if (path === "/compare") await comparePage(new URLSearchParams(query || ""));
+    else await runsPage();
+  } catch (e) {
+    $("#main").replaceChildren(errorCard("Something went wrong", e.message));
+  }
+  if (!document.body.dataset.ready) document.body.dataset.ready = path.split("/")[1] || "runs";
+}
+
+$("#theme").onclick = () => {
+  const root = document.documentElement;
+  const dark = root.dataset.theme ? root.dataset.theme === "dark" : matchMedia("(prefers-color-scheme: dark)").matches;
+  root.dataset.theme = dark ? "light" : "dark";
+  localStorage.setItem("netlapse-theme", root.dataset.theme);
+  route();
+};
+window.addEventListener("hashchange", route);
+route();
