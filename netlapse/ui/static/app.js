@@ -181,7 +181,8 @@ function metricsPanel(view) {
 function weightPanel(view) {
   const cands = view.fullStreams((s) => s.shape.length >= 2 && s.kind !== "inputs");
   if (!cands.length) return null;
-  cands.sort((a, b) => (a.kind === "weights" ? 0 : 1) - (b.kind === "weights" ? 0 : 1));
+  const size = (s) => s.shape.reduce((a, b) => a * b, 1);
+  cands.sort((a, b) => (a.kind === "weights" ? 0 : 1) - (b.kind === "weights" ? 0 : 1) || size(b) - size(a));
   const sel = el("select", { id: "weight-stream" }, ...cands.map((s) => el("option", { value: s.name }, s.name)));
   const p = panel("Weight image", { key: "weights", controls: [sel] });
   const canvas = el("canvas", { id: "weight-canvas" });
@@ -197,8 +198,9 @@ function weightPanel(view) {
       const t = await apiBinary("tensor", { run: view.id, stream: sel.value, step });
       const absmax = Number(t.headers.get("X-Absmax")) || 1;
       const L = Charts.tensorImage(canvas, t.data, t.shape, absmax);
-      const scale = Math.max(1, Math.min(4, Math.floor(Math.min(560 / L.width, 420 / L.height))));
-      canvas.style.width = `${L.width * scale}px`;
+      const room = Math.max(200, p.body.clientWidth - 20);
+      const scale = Math.min(room / L.width, 320 / L.height, 24);
+      canvas.style.width = `${Math.max(1, Math.floor(L.width * (scale >= 1 ? Math.floor(scale) : scale)))}px`;
       lo.textContent = Charts.fmt(-absmax); hi.textContent = Charts.fmt(absmax);
       const got = Number(t.headers.get("X-Step"));
       canvas.dataset.step = got;
@@ -218,8 +220,10 @@ function weightPanel(view) {
 function heatmapPanel(view) {
   const cands = view.d.streams.filter((s) => s.length && s.kind !== "inputs");
   if (!cands.length) return null;
+  const rank = { weights: 0, grads: 1, activations: 2, probe: 3 };
+  cands.sort((a, b) => (rank[a.kind] ?? 4) - (rank[b.kind] ?? 4) || b.shape.reduce((x, y) => x * y, 1) - a.shape.reduce((x, y) => x * y, 1));
   const sel = el("select", { id: "heat-stream" }, ...cands.map((s) => el("option", { value: s.name }, s.name)));
-  const p = panel("Distribution over steps", { key: "heatmap", controls: [sel] });
+  const p = panel("Distribution", { key: "heatmap", controls: [sel] });
   const c = el("canvas", { id: "heat-canvas" });
   p.body.append(c, el("div", { class: "legend" }, "every recorded step's histogram, rebinned to one value range; colour = share of values (sqrt scale)"));
   let hm = null, last = 0;
