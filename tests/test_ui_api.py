@@ -12,7 +12,7 @@ pytest.importorskip("starlette")
 import warnings  # noqa: E402
 
 with warnings.catch_warnings():   # starlette 1.x suggests httpx2; httpx is what is installed
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
 import netlapse as nl  # noqa: E402

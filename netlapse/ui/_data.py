@@ -197,23 +197,21 @@ def abs_max(reader, stream: str) -> float:
 
 
 def layer_profile(reader, step: int) -> dict:
-    """Per kind, each stream's mean |x| and std at the last recorded step at or before ``step``."""
+    """Per kind, each stream's stats at the last recorded step at or before ``step``."""
     out: dict[str, list] = {}
-    for kind in ("weights", "grads", "activations", "probe"):
+    for kind in sorted({reader[n].kind for n in reader.streams()}):
         rows = []
-        for name in reader.streams(kind):
+        for name in reader.streams():
             s = reader[name]
             steps = s.steps
-            if not len(steps):
+            if s.kind != kind or not len(steps):
                 continue
             i = len(steps) - 1 if step < 0 else int(np.searchsorted(steps, step, side="right")) - 1
             if i < 0:
                 continue
             st = s._array("stats")[i]
             rows.append({"name": name, "step": int(steps[i]),
-                         "mean_abs": clean(st[STAT_NAMES.index("mean_abs")]),
-                         "std": clean(st[STAT_NAMES.index("std")]),
-                         "nonfinite": clean(st[STAT_NAMES.index("nonfinite")])})
+                         **{k: clean(v) for k, v in zip(STAT_NAMES, st)}})
         if rows:
             out[kind] = rows
     return out

@@ -138,6 +138,12 @@ class RunView {
   fullStreams(pred) {
     return this.d.streams.filter((s) => s.capture === "full" && s.length && (!pred || pred(s)));
   }
+  profileAt(step) {
+    if (!this._prof || this._prof.step !== step || this._prof.seq !== this.d.seq) {
+      this._prof = { step, seq: this.d.seq, p: api("profile", { run: this.id, step }) };
+    }
+    return this._prof.p;
+  }
   setStep(step, from) {
     this.step = step;
     $("#step-readout").textContent = `step ${step.toLocaleString("en")}`;
@@ -252,10 +258,10 @@ function profilePanel(view) {
     if (inflight) { pending = step; return; }
     inflight = true;
     try {
-      const prof = await api("profile", { run: view.id, step });
+      const prof = await view.profileAt(step);
       const layer = (n) => n.split("/").slice(1).join("/").replace(/\.(weight|bias)$/, "");
       const names = [...new Set(Object.values(prof).flat().map((r) => layer(r.name)))];
-      const series = Object.entries(prof).filter(([k]) => k !== "probe").map(([kind, rows]) => {
+      const series = Object.entries(prof).filter(([k]) => colors[k] && k !== "probe").map(([kind, rows]) => {
         const by = {};
         rows.forEach((r) => { if (!r.name.endsWith(".bias")) by[layer(r.name)] = r.mean_abs; });
         return { label: kind, color: colors[kind], values: names.map((n) => by[n] ?? null) };
@@ -323,23 +329,40 @@ function probePanel(view) {
 function layerTable(view) {
   const p = panel("Layers", { key: "layers", wide: true });
   const body = el("tbody");
-  p.body.append(el("table", { class: "layers" }, el("thead", {}, el("tr", {}, ...["stream", "kind", "capture", "shape", "steps"].map((h) => el("th", {}, h)),
-    ...["norm", "mean", "std", "min", "max", "zeros", "non-finite"].map((h) => el("th", { class: "num" }, h)), el("th", {}, "norm over steps"))), body));
-  const sparks = {};
+  const STATS = ["norm", "mean", "std", "min", "max"];
+  p.body.append(el("table", { class: "layers" }, el("thead", {}, el("tr", {}, ...["stream", "kind", "capture", "shape", "steps", "at step"].map((h) => el("th", {}, h)),
+    ...[...STATS, "zeros", "non-finite"].map((h) => el("th", { class: "num" }, h)), el("th", {}, "norm over steps"))), body));
+  const cells = (L) => [...STATS.map((k) => Charts.fmt(L[k])), L.zero_frac === undefined || L.zero_frac === null ? "–" : `${(100 * L.zero_frac).toFixed(1)}%`, L.nonfinite ?? "–"];
   const render = () => {
     body.replaceChildren(...view.d.streams.map((s) => {
       const c = el("canvas", { class: "spark" });
-      const L = s.last || {};
       requestAnimationFrame(() => { const sp = s.norm_spark; if (sp) Charts.spark(c, sp.step, sp.value, "#3b6fd8", 130, 24); });
       return el("tr", { "data-stream": s.name }, el("td", { class: "mono" }, s.name), el("td", {}, s.kind), el("td", { class: "muted" }, s.capture),
-        el("td", { class: "mono" }, s.shape.join("×") || "scalar"), el("td", { class: "num" }, s.length),
-        ...["norm", "mean", "std", "min", "max"].map((k) => el("td", { class: "num" }, Charts.fmt(L[k]))),
-        el("td", { class: "num" }, L.zero_frac === undefined ? "–" : `${(100 * L.zero_frac).toFixed(1)}%`),
-        el("td", { class: "num", style: L.nonfinite ? "color:var(--bad)" : "" }, L.nonfinite ?? "–"), el("td", {}, c));
+        el("td", { class: "mono" }, s.shape.join("×") || "scalar"), el("td", { class: "num" }, s.length), el("td", { class: "num at" }, s.last_step ?? "–"),
+        ...cells(s.last || {}).map((v) => el("td", { class: "num stat" }, v)), el("td", {}, c));
     }));
   };
+  let inflight = false, pending = null;
+  const show = async (step) => {
+    if (inflight) { pending = step; return; }
+    inflight = true;
+    try {
+      const prof = await view.profileAt(step);
+      const by = Object.fromEntries(Object.values(prof).flat().map((r) => [r.name, r]));
+      for (const tr of body.querySelectorAll("tr[data-stream]")) {
+        const r = by[tr.dataset.stream];
+        tr.querySelector(".at").textContent = r ? r.step : "–";
+        const vals = cells(r || {});
+        tr.querySelectorAll(".stat").forEach((td, i) => { td.textContent = vals[i]; td.style.color = i === 6 && r && r.nonfinite ? "var(--bad)" : ""; });
+      }
+      p.stepLabel.textContent = `step ${step}`;
+    } catch (e) { p.stepLabel.textContent = e.message; } finally {
+      inflight = false;
+      if (pending !== null) { const s = pending; pending = null; show(s); }
+    }
+  };
   render();
-  return { el: p, show: (step) => { p.stepLabel.textContent = `last: step ${view.d.last_step}`; }, render };
+  return { el: p, show, render: () => { render(); show(view.step); } };
 }
 
 async function runPage(id) {
@@ -414,12 +437,12 @@ async function runPage(id) {
         if (old) Object.assign(old, row); else { view.streams[n] = row; view.d.streams.push(row); }
       }
       view.d.last_step = Math.max(view.d.last_step, m.last_step);
-      view.d.status = m.status; view.d.updated = m.updated || view.d.updated;
+      view.d.seq = m.seq; view.d.status = m.status; view.d.updated = m.updated || view.d.updated;
       detail.last_step = view.d.last_step; detail.updated = view.d.updated;
       status.replaceWith(Object.assign(badge(m.status), { id: "run-status" }));
       setSub();
       slider.max = view.d.last_step;
-      for (const pn of view.panels) { if (pn.render) pn.render(); if (pn.live) pn.live(); }
+      for (const pn of view.panels) { if (pn.render && Object.keys(m.streams).length) pn.render(); if (pn.live) pn.live(); }
       view.setStep(follow.checked ? view.d.last_step : view.step);
     },
     failure: (m) => { sub.textContent = `live update failed: ${m.error}`; },
