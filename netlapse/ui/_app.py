@@ -175,6 +175,12 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             return _json(_data.stat_series(reader, q(request, "stream"), names, mp))
         return await call(work)
 
+    async def sparks(request):
+        def work():
+            reader = cache.get(q(request, "run"))
+            return _json(_data.sparklines(reader, min(q(request, "points", _data.SPARK_POINTS, int), 2000)))
+        return await call(work)
+
     async def heatmap(request):
         def work():
             reader = cache.get(q(request, "run"))
@@ -186,8 +192,10 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     async def tensor(request):
         def work():
             reader = cache.get(q(request, "run"))
-            step, arr = _data.tensor_at(reader, q(request, "stream"), q(request, "step", -1, int))
-            return _binary(arr, {"X-Step": step,
+            step, arr, prev_step, next_step = _data.tensor_at(reader, q(request, "stream"),
+                                                              q(request, "step", -1, int))
+            return _binary(arr, {"X-Step": step, "X-Prev-Step": "" if prev_step is None else prev_step,
+                                 "X-Next-Step": "" if next_step is None else next_step,
                                  "X-Absmax": repr(_data.abs_max(reader, request.query_params["stream"]))})
         return await call(work)
 
@@ -199,10 +207,12 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     async def events(request):
         name = request.query_params.get("run")
         since = request.query_params.get("since")
+        seq = request.query_params.get("seq")
 
         def first():
             reader = cache.get(name)
-            return _data.start_state(reader, int(since) if since not in (None, "") else -1)
+            return _data.start_state(reader, int(since) if since not in (None, "") else -1,
+                                     int(seq) if seq not in (None, "") else None)
 
         def runs_state():
             out = {}
@@ -254,7 +264,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     routes = [
         Route("/", index), Route("/static/{name}", static),
         Route("/api/runs", runs), Route("/api/run", run), Route("/api/metrics", metrics),
-        Route("/api/stats", stats), Route("/api/heatmap", heatmap), Route("/api/tensor", tensor),
+        Route("/api/stats", stats), Route("/api/sparks", sparks), Route("/api/heatmap", heatmap), Route("/api/tensor", tensor),
         Route("/api/profile", profile), Route("/api/events", events),
     ]
     app = Starlette(routes=routes)

@@ -29,7 +29,8 @@ class RunCache:
     def __init__(self, root: RunsRoot):
         self.root = root
         self._lock = threading.Lock()
-        self._entries: dict[str, tuple[tuple, RunReader, threading.Lock]] = {}
+        self._entries: dict[str, tuple[tuple, RunReader]] = {}
+        self._locks: dict[str, threading.Lock] = {}
 
     def get(self, name: str) -> RunReader:
         path = self.root.resolve(name)
@@ -38,15 +39,20 @@ class RunCache:
             entry = self._entries.get(name)
         if entry is not None and entry[0] == stamp:
             return entry[1]
-        lock = entry[2] if entry else threading.Lock()
-        with lock:
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:   # one opener/refresher per run; the others wait and reuse its work
+            with self._lock:
+                entry = self._entries.get(name)
+            if entry is not None and entry[0] == stamp:
+                return entry[1]
             if entry is not None:
                 reader = entry[1]
                 reader.refresh()
             else:
                 reader = RunReader(path)
             with self._lock:
-                self._entries[name] = (stamp, reader, lock)
+                self._entries[name] = (stamp, reader)
         return reader
 
     def forget(self, name: str) -> None:

@@ -8,13 +8,15 @@ spikes survive. Tensors are returned as float32 arrays for the binary endpoint.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from .._stats import HIST_BINS, STAT_NAMES
 
 __all__ = [
-    "MAX_POINTS", "downsample_minmax", "run_summary", "run_detail", "metric_series",
+    "MAX_POINTS", "downsample_minmax", "run_summary", "run_detail", "sparklines", "last_step", "metric_series",
     "stat_series", "heatmap", "tensor_at", "abs_max", "layer_profile", "start_state", "updates_since", "clean",
 ]
 
@@ -67,6 +69,49 @@ def _series(x, y, max_points: int) -> dict:
             "n": int(keep.sum())}
 
 
+def _step_at(s, i: int) -> int:
+    """Step of row ``i`` of stream ``s``, reading one chunk unless all steps are loaded."""
+    if "steps" in s.__dict__:
+        return int(s.steps[i])
+    return int(s._array("steps")[i])
+
+
+def _stats_row(s, i: int) -> np.ndarray:
+    if "stats_array" in s.__dict__:
+        return s.stats_array[i]
+    return np.asarray(s._array("stats")[i], np.float64)
+
+
+def last_step(reader) -> int:
+    """The run's last committed step, reading one element per stream (not whole arrays)."""
+    ends = [_step_at(reader[n], reader[n].length - 1) for n in reader.streams() if reader[n].length]
+    rows = int(reader.commit.get("metric_rows", 0))
+    if rows:
+        from ..store.layout import METRICS_GROUP
+
+        ends.append(int(reader._array(f"{METRICS_GROUP}/step")[rows - 1]))
+    return max(ends) if ends else 0
+
+
+def _sampled_metrics(reader, points: int) -> dict:
+    """About ``points`` evenly spaced metric rows per metric (for sparklines: few chunks read)."""
+    from ..store.layout import METRICS_GROUP, metric_key
+
+    n = int(reader.commit.get("metric_rows", 0))
+    if n == 0:
+        return {}
+    if n <= 4 * points:
+        df = reader.metrics
+        return {c: _series(df["step"].to_numpy(), df[c].to_numpy(), points) for c in df.columns[1:6]}
+    idx = np.unique(np.linspace(0, n - 1, points).round().astype(np.int64))
+    steps = np.asarray(reader._array(f"{METRICS_GROUP}/step").get_orthogonal_selection((idx,)))
+    out = {}
+    for name in list(reader.commit.get("metric_names", []))[:5]:
+        vals = reader._array(f"{METRICS_GROUP}/{metric_key(name)}").get_orthogonal_selection((idx,))
+        out[name] = _series(steps, np.asarray(vals, np.float64), points)
+    return out
+
+
 def _metric_frame(reader, start=None, end=None):
     df = reader.metrics
     if start is not None:
@@ -76,48 +121,51 @@ def _metric_frame(reader, start=None, end=None):
     return df
 
 
-def run_summary(name: str, reader) -> dict:
+def run_summary(name: str, reader, sparks: bool = True) -> dict:
     """One row of the runs page."""
-    df = reader.metrics
-    sparks = {}
-    for col in df.columns[1:6]:
-        sparks[col] = _series(df["step"].to_numpy(), df[col].to_numpy(), SPARK_POINTS)
     return {
         "id": name, "name": reader.name, "status": reader.status,
-        "last_step": int(reader.last_step()), "seq": int(reader.commit.get("seq", 0)),
+        "last_step": last_step(reader), "seq": int(reader.commit.get("seq", 0)),
         "updated": reader.commit.get("time") or reader.manifest.get("created"),
         "created": reader.manifest.get("created"),
-        "n_streams": len(reader.streams()), "metrics": sparks,
+        "n_streams": len(reader.streams()), "metrics": _sampled_metrics(reader, SPARK_POINTS) if sparks else {},
     }
 
 
 def _stream_row(s) -> dict:
-    st = s.stats_array
-    last = {k: clean(v) for k, v in zip(STAT_NAMES, st[-1])} if len(st) else {}
-    steps = s.steps
-    spark = _series(steps, st[:, STAT_NAMES.index("norm")], SPARK_POINTS) if len(st) else None
+    """A stream's row of the layer table: last stats, first and last step (a few chunks read)."""
+    n = s.length
+    last = {k: clean(v) for k, v in zip(STAT_NAMES, _stats_row(s, n - 1))} if n else {}
     return {
         "name": s.name, "kind": s.kind, "capture": s.capture, "shape": list(s.shape),
-        "dtype": s.dtype, "length": int(s.length),
-        "first_step": int(steps[0]) if len(steps) else None,
-        "last_step": int(steps[-1]) if len(steps) else None,
-        "last": last, "norm_spark": spark, "meta": {k: v for k, v in s.meta.items()
-                                                     if k not in ("shape", "dtype")},
+        "dtype": s.dtype, "length": int(n),
+        "first_step": _step_at(s, 0) if n else None,
+        "last_step": _step_at(s, n - 1) if n else None,
+        "last": last, "meta": {k: v for k, v in s.meta.items() if k not in ("shape", "dtype")},
     }
 
 
+def sparklines(reader, points: int = SPARK_POINTS) -> dict:
+    """Each stream's norm over steps, min/max downsampled to ``points``."""
+    norm = STAT_NAMES.index("norm")
+    return {n: _series(reader[n].steps, reader[n].stats_array[:, norm], points)
+            for n in reader.streams() if reader[n].length}
+
+
 def run_detail(name: str, reader) -> dict:
-    """The run page's metadata: streams with their last stats and a norm sparkline."""
+    """The run page's metadata: streams with their last stats (sparklines: ``sparklines``)."""
     rows = [_stream_row(reader[n]) for n in reader.streams()]
     steps = [r["first_step"] for r in rows if r["first_step"] is not None]
-    mdf = reader.metrics
-    if len(mdf):
-        steps.append(int(mdf["step"].iloc[0]))
+    names = list(reader.commit.get("metric_names", []))
+    if int(reader.commit.get("metric_rows", 0)):
+        from ..store.layout import METRICS_GROUP
+
+        steps.append(int(reader._array(f"{METRICS_GROUP}/step")[0]))
     return {
-        **run_summary(name, reader),
+        **run_summary(name, reader, sparks=False),
         "first_step": min(steps) if steps else 0,
         "config": reader.config, "model": reader.model, "framework": reader.manifest.get("framework"),
-        "metric_names": list(mdf.columns[1:]), "streams": rows,
+        "metric_names": names, "streams": rows,
         "probe_layout": reader.config.get("probe_layout") if isinstance(reader.config, dict) else None,
     }
 
@@ -171,19 +219,67 @@ def heatmap(reader, stream: str, max_rows: int = 400, bins: int = HIST_BINS):
     return out.astype(np.float32), {"steps": h.steps[pick].tolist(), "lo": lo, "hi": hi}
 
 
+class _RowCache:
+    """Recently read tensors by (run folder, created, stream, row). Committed rows never change,
+    so a row is read once: a request decodes its whole zarr chunk and keeps every row of it."""
+
+    def __init__(self, max_bytes: int = 192 << 20):
+        self.max_bytes = max_bytes
+        self.rows: OrderedDict = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            arr = self.rows.get(key)
+            if arr is not None:
+                self.rows.move_to_end(key)
+            return arr
+
+    def put(self, key, arr: np.ndarray) -> None:
+        with self.lock:
+            if key in self.rows:
+                return
+            self.rows[key] = arr
+            self.size += arr.nbytes
+            while self.size > self.max_bytes and len(self.rows) > 1:
+                _, old = self.rows.popitem(last=False)
+                self.size -= old.nbytes
+
+
+ROWS = _RowCache()
+
+
+def _row_values(reader, s, i: int) -> np.ndarray:
+    base = (str(reader.path), reader.manifest.get("created"), s.name)
+    hit = ROWS.get(base + (i,))
+    if hit is not None:
+        return hit
+    arr = s._array("values")
+    chunk = int(arr.chunks[0])
+    c0 = (i // chunk) * chunk
+    c1 = min(c0 + chunk, s.length)
+    block = np.asarray(arr[c0:c1])
+    for j in range(c0, c1):
+        ROWS.put(base + (j,), np.ascontiguousarray(block[j - c0], dtype="<f4"))
+    return ROWS.get(base + (i,)) if ROWS.get(base + (i,)) is not None else \
+        np.ascontiguousarray(block[i - c0], dtype="<f4")
+
+
 def tensor_at(reader, stream: str, step: int):
-    """``(recorded_step, float32 array)``: the last recorded tensor at or before ``step``
-    (the first one if ``step`` is before it); ``step=-1`` is the last."""
+    """``(recorded_step, float32 array, previous recorded step, next recorded step)``: the last
+    recorded tensor at or before ``step`` (the first one if ``step`` is before it); ``step=-1``
+    is the last. Neighbours are None at the ends."""
     s = reader[stream]
-    steps = s.steps
-    if len(steps) == 0:
+    n = s.length
+    if n == 0:
         raise LookupError(f"{stream} has no committed steps yet")
-    if step < 0:
-        i = len(steps) - 1
-    else:
-        i = max(0, int(np.searchsorted(steps, step, side="right")) - 1)
-    value = s.at(int(steps[i]))
-    return int(steps[i]), np.ascontiguousarray(value, dtype="<f4")
+    i = n - 1 if step < 0 else max(0, _index_at(s, step))
+    if s.capture != "full":
+        s.at(0)   # the reader's message: stats only
+    prev_step = _step_at(s, i - 1) if i > 0 else None
+    next_step = _step_at(s, i + 1) if i + 1 < n else None
+    return _step_at(s, i), _row_values(reader, s, i), prev_step, next_step
 
 
 def abs_max(reader, stream: str) -> float:
@@ -196,6 +292,26 @@ def abs_max(reader, stream: str) -> float:
     return float(ends.max()) if ends.size and ends.max() > 0 else 1.0
 
 
+def _index_at(s, step: int) -> int:
+    """Row of the last recorded step at or before ``step`` (-1 if none); cheap when ``step`` is
+    at or past the stream's end."""
+    n = s.length
+    if n == 0:
+        return -1
+    last = _step_at(s, n - 1)
+    if step >= last:
+        return n - 1
+    first = _step_at(s, 0)
+    if step < first:
+        return -1
+    if "steps" not in s.__dict__ and n > 1 and (last - first) % (n - 1) == 0 and last > first:
+        # evenly spaced steps (the usual case): guess the row, then check it with two reads
+        i = (step - first) // ((last - first) // (n - 1))
+        if 0 <= i < n - 1 and _step_at(s, i) <= step < _step_at(s, i + 1):
+            return int(i)
+    return int(np.searchsorted(s.steps, step, side="right")) - 1
+
+
 def layer_profile(reader, step: int) -> dict:
     """Per kind, each stream's stats at the last recorded step at or before ``step``."""
     out: dict[str, list] = {}
@@ -203,44 +319,58 @@ def layer_profile(reader, step: int) -> dict:
         rows = []
         for name in reader.streams():
             s = reader[name]
-            steps = s.steps
-            if s.kind != kind or not len(steps):
+            if s.kind != kind or not s.length:
                 continue
-            i = len(steps) - 1 if step < 0 else int(np.searchsorted(steps, step, side="right")) - 1
+            i = s.length - 1 if step < 0 else _index_at(s, step)
             if i < 0:
                 continue
-            st = s._array("stats")[i]
-            rows.append({"name": name, "step": int(steps[i]),
+            st = _stats_row(s, i)
+            rows.append({"name": name, "step": _step_at(s, i),
                          **{k: clean(v) for k, v in zip(STAT_NAMES, st)}})
         if rows:
             out[kind] = rows
     return out
 
 
-def start_state(reader, since: int) -> dict:
-    """What a client that has every step up to ``since`` already holds (for ``updates_since``)."""
-    lengths = {name: int(np.searchsorted(reader[name].steps, since, side="right"))
-               for name in reader.streams()}
-    return {"metric_step": int(since), "lengths": lengths, "seq": None, "status": None}
+def start_state(reader, since: int, seq: int | None = None) -> dict:
+    """What a client that has every step up to ``since`` (commit ``seq``) already holds."""
+    from ..store.layout import METRICS_GROUP
+
+    lengths = {name: _index_at(reader[name], since) + 1 for name in reader.streams()}
+    rows = int(reader.commit.get("metric_rows", 0))
+    done = 0
+    if rows:
+        col = reader._array(f"{METRICS_GROUP}/step")
+        done = rows if int(col[rows - 1]) <= since else int(
+            np.searchsorted(np.asarray(col[:rows]), since, side="right"))
+    return {"metric_rows": done, "lengths": lengths, "seq": seq, "status": reader.status}
+
+
+def _new_metric_rows(reader, done: int, rows: int) -> dict:
+    from ..store.layout import METRICS_GROUP, metric_key
+
+    steps = np.asarray(reader._array(f"{METRICS_GROUP}/step")[done:rows], np.int64)
+    out = {}
+    for name in reader.commit.get("metric_names", []):
+        vals = np.asarray(reader._array(f"{METRICS_GROUP}/{metric_key(name)}")[done:rows], np.float64)
+        out[name] = _series(steps, vals, MAX_POINTS)
+    return out
 
 
 def updates_since(reader, sent: dict) -> dict | None:
-    """What is new since ``sent`` (see ``start_state``): metric rows after the last metric step
-    sent, and each stream's rows after its sent length. Updates ``sent``; None if nothing changed.
+    """What is new since ``sent`` (see ``start_state``): metric rows and each stream's rows
+    after those already sent. Updates ``sent``; None if nothing changed.
     """
     seq = int(reader.commit.get("seq", 0))
     status = reader.status
     if sent.get("seq") == seq and sent.get("status") == status:
         return None
-    msg = {"seq": seq, "status": status, "last_step": int(reader.last_step()),
+    msg = {"seq": seq, "status": status, "last_step": last_step(reader),
            "updated": reader.commit.get("time"), "metrics": {}, "streams": {}}
-    df = reader.metrics
-    if len(df) and int(df["step"].iloc[-1]) > sent.get("metric_step", -1):
-        new = df[df["step"] > sent.get("metric_step", -1)]
-        steps = new["step"].to_numpy()
-        for name in df.columns[1:]:
-            msg["metrics"][name] = _series(steps, new[name].to_numpy(), MAX_POINTS)
-        sent["metric_step"] = int(df["step"].iloc[-1])
+    rows = int(reader.commit.get("metric_rows", 0))
+    if rows > sent.get("metric_rows", 0):
+        msg["metrics"] = _new_metric_rows(reader, sent.get("metric_rows", 0), rows)
+        sent["metric_rows"] = rows
     lengths = sent.setdefault("lengths", {})
     norm = STAT_NAMES.index("norm")
     for name in reader.streams():
@@ -248,7 +378,6 @@ def updates_since(reader, sent: dict) -> dict | None:
         done = lengths.get(name, 0)
         if done != s.length:
             row = _stream_row(s)
-            row.pop("norm_spark")
             row["new_norm"] = _series(s.steps[done:], s.stats_array[done:, norm], MAX_POINTS)
             msg["streams"][name] = row
             lengths[name] = s.length

@@ -77,6 +77,46 @@ function teardown() {
   state.cleanup.forEach((f) => f()); state.cleanup = [];
 }
 
+/* Run async fn(arg) with one call in flight; the latest arg wins; calls start >= gap ms apart. */
+function latest(fn, gap = 0) {
+  let busy = false, next = null, has = false, lastStart = 0;
+  const run = async (arg) => {
+    if (busy) { next = arg; has = true; return; }
+    busy = true;
+    const wait = lastStart + gap - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (has) { arg = next; has = false; }
+    lastStart = performance.now();
+    try { await fn(arg); } finally {
+      busy = false;
+      if (has) { has = false; run(next); }
+    }
+  };
+  return run;
+}
+
+/* Recorded tensors of one stream, fetched once: each knows its recorded step and its neighbours,
+   so a slider value between two recorded steps is a hit; the next frame is fetched ahead. */
+class FrameCache {
+  constructor(run, stream, max = 24) { this.run = run; this.stream = stream; this.max = max; this.frames = []; this.ahead = null; }
+  find(step) {
+    return this.frames.find((f) => (step >= f.step || f.prev === null) && (f.next === null || step < f.next));
+  }
+  async fetch(step) {
+    const t = await apiBinary("tensor", { run: this.run, stream: this.stream, step });
+    const h = (k) => (t.headers.get(k) === "" || t.headers.get(k) === null ? null : Number(t.headers.get(k)));
+    const f = { step: h("X-Step"), prev: h("X-Prev-Step"), next: h("X-Next-Step"), absmax: Number(t.headers.get("X-Absmax")) || 1, data: t.data, shape: t.shape };
+    if (!this.frames.some((g) => g.step === f.step)) { this.frames.push(f); if (this.frames.length > this.max) this.frames.shift(); }
+    return f;
+  }
+  async get(step) { return this.find(step) || (this.ahead && (await this.ahead, this.find(step))) || this.fetch(step); }
+  prefetch(step) {
+    if (step === null || this.ahead || this.find(step)) return;
+    this.ahead = this.fetch(step).catch(() => null).finally(() => { this.ahead = null; });
+  }
+  dropOpenEnded() { this.frames = this.frames.filter((f) => f.next !== null); }
+}
+
 /* ------------------------------------------------------------------ runs page */
 async function runsPage() {
   setCrumbs([["runs", "#/"]]);
@@ -170,16 +210,19 @@ function metricsPanel(view) {
   const charts = names.map((n, k) => {
     const c = el("canvas", { "data-metric": n });
     p.body.append(el("div", {}, el("div", { class: "legend" }, el("span", {}, el("i", { style: `background:${Charts.PALETTE[k % 8]}` }), n)), c));
-    return [n, c, k];
+    return [n, c, k, {}];
   });
   if (names.length > 1) p.body.style.cssText = "display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:8px 16px";
   return {
     el: p, show(step) {
       p.stepLabel.textContent = `step ${step}`;
-      for (const [n, c, k] of charts) {
+      for (const [n, c, k, store] of charts) {
         const s = view.metrics[n] || { step: [], value: [] };
-        Charts.line(c, [{ x: s.step, y: s.value, color: Charts.PALETTE[k % 8] }], { cursor: step, xmin: view.d.first_step, xmax: view.d.last_step, height: 170 });
+        const key = `${s.step.length}:${view.d.first_step}:${view.d.last_step}:${document.documentElement.dataset.theme}`;
+        Charts.layered(c, store, key, () => Charts.line(c, [{ x: s.step, y: s.value, color: Charts.PALETTE[k % 8] }],
+          { xmin: view.d.first_step, xmax: view.d.last_step, height: 170 })).cursor(step);
       }
+      p.dataset.drawn = step;
     },
   };
 }
@@ -196,31 +239,27 @@ function weightPanel(view) {
   const lo = el("span"), hi = el("span"), note = el("div", { class: "muted", style: "font-size:12px;text-align:center;margin-top:4px" });
   p.body.append(el("div", { class: "imgwrap" }, canvas), el("div", { class: "colorbar" }, lo, cbar, hi), note);
   Charts.colorbar(cbar, Charts.DIVERGING);
-  let inflight = false, pending = null;
-  const fetchDraw = async (step) => {
-    if (inflight) { pending = step; return; }
-    inflight = true;
+  let cache = new FrameCache(view.id, sel.value), shown = null;
+  const fetchDraw = latest(async (step) => {
     try {
-      const t = await apiBinary("tensor", { run: view.id, stream: sel.value, step });
-      const absmax = Number(t.headers.get("X-Absmax")) || 1;
-      const L = Charts.tensorImage(canvas, t.data, t.shape, absmax);
+      const f = await cache.get(step);
+      const L = Charts.tensorImage(canvas, f.data, f.shape, f.absmax);
       const room = Math.max(200, p.body.clientWidth - 20);
       const scale = Math.min(room / L.width, 320 / L.height, 24);
       canvas.style.width = `${Math.max(1, Math.floor(L.width * (scale >= 1 ? Math.floor(scale) : scale)))}px`;
-      lo.textContent = Charts.fmt(-absmax); hi.textContent = Charts.fmt(absmax);
-      const got = Number(t.headers.get("X-Step"));
-      canvas.dataset.step = got;
-      note.textContent = `${sel.value}  ·  shape ${t.shape.join("×")}${L.tiles ? `  ·  one ${L.side}×${L.side} tile per output unit` : ""}  ·  recorded step ${got}`;
-      p.stepLabel.textContent = `step ${got}`;
+      lo.textContent = Charts.fmt(-f.absmax); hi.textContent = Charts.fmt(f.absmax);
+      canvas.dataset.step = f.step;
+      note.textContent = `${sel.value}  ·  shape ${f.shape.join("×")}${L.tiles ? `  ·  one ${L.side}×${L.side} tile per output unit` : ""}  ·  recorded step ${f.step}`;
+      p.stepLabel.textContent = `step ${f.step}`;
+      p.dataset.drawn = f.step;
+      cache.prefetch(shown !== null && f.step < shown ? f.prev : f.next);
+      shown = f.step;
     } catch (e) {
       p.body.replaceChildren(errorCard("Cannot load this tensor", e.message));
-    } finally {
-      inflight = false;
-      if (pending !== null) { const s = pending; pending = null; fetchDraw(s); }
     }
-  };
-  sel.onchange = () => fetchDraw(view.step);
-  return { el: p, show: fetchDraw };
+  });
+  sel.onchange = () => { cache = new FrameCache(view.id, sel.value); shown = null; fetchDraw(view.step); };
+  return { el: p, show: fetchDraw, live() { cache.dropOpenEnded(); } };
 }
 
 function heatmapPanel(view) {
@@ -233,6 +272,7 @@ function heatmapPanel(view) {
   const c = el("canvas", { id: "heat-canvas" });
   p.body.append(c, el("div", { class: "legend" }, "every recorded step's histogram, rebinned to one value range; colour = share of values (sqrt scale)"));
   let hm = null, last = 0;
+  const store = {};
   const load = async () => {
     const t = await apiBinary("heatmap", { run: view.id, stream: sel.value, rows: 400 });
     hm = { ...t, steps: (t.headers.get("X-Steps") || "").split(",").map(Number), lo: Number(t.headers.get("X-Lo")), hi: Number(t.headers.get("X-Hi")) };
@@ -241,7 +281,9 @@ function heatmapPanel(view) {
   };
   const draw = (step) => {
     p.stepLabel.textContent = `step ${step}`;
-    if (hm) Charts.heatmap(c, hm.data, hm.shape[0], hm.shape[1], hm.steps, hm.lo, hm.hi, step);
+    if (!hm) return;
+    Charts.layered(c, store, hm, () => Charts.heatmap(c, hm.data, hm.shape[0], hm.shape[1], hm.steps, hm.lo, hm.hi)).cursor(step);
+    p.dataset.drawn = step;
   };
   sel.onchange = load;
   load().catch((e) => p.body.replaceChildren(errorCard("Cannot load the histograms", e.message)));
@@ -253,10 +295,7 @@ function profilePanel(view) {
   const c = el("canvas", { id: "profile-canvas" }), legend = el("div", { class: "legend" });
   p.body.append(c, legend);
   const colors = { weights: "#3b6fd8", grads: "#e0533a", activations: "#1f9d55", probe: "#9b59b6" };
-  let inflight = false, pending = null;
-  const draw = async (step) => {
-    if (inflight) { pending = step; return; }
-    inflight = true;
+  const draw = latest(async (step) => {
     try {
       const prof = await view.profileAt(step);
       const layer = (n) => n.split("/").slice(1).join("/").replace(/\.(weight|bias)$/, "");
@@ -271,11 +310,9 @@ function profilePanel(view) {
       Charts.bars(c, used, series.map((s) => ({ ...s, values: idx.map((i) => s.values[i]) })));
       legend.replaceChildren(...series.map((s) => el("span", {}, el("i", { style: `background:${s.color}` }), `mean |${s.label}|`)));
       p.stepLabel.textContent = `step ${step}`;
-    } catch (e) { legend.textContent = e.message; } finally {
-      inflight = false;
-      if (pending !== null) { const s = pending; pending = null; draw(s); }
-    }
-  };
+      p.dataset.drawn = step;
+    } catch (e) { legend.textContent = e.message; }
+  }, 150);
   return { el: p, show: draw };
 }
 
@@ -309,6 +346,7 @@ function probePanel(view) {
       legend.replaceChildren(el("span", {}, el("i", { style: `background:${Charts.css("--muted")}` }), "target"),
         el("span", {}, el("i", { style: `background:${Charts.css("--cursor")}` }), `${outName} at step ${out.headers.get("X-Step")}`));
       p.stepLabel.textContent = `step ${out.headers.get("X-Step")}`;
+      p.dataset.drawn = step;
     } else {
       const h = await apiBinary("tensor", { run: view.id, stream: hiddenName, step });
       const hx = [], hy = [], colors = [];
@@ -321,6 +359,7 @@ function probePanel(view) {
       Charts.scatter(c, { x: hx, y: hy, colors }, [], { height: 260 });
       legend.replaceChildren(el("span", {}, `${n} probe points through ${hiddenName}, coloured by target`));
       p.stepLabel.textContent = `step ${h.headers.get("X-Step")}`;
+      p.dataset.drawn = step;
     }
   };
   return { el: p, show: (s) => draw(s).catch((e) => { legend.textContent = e.message; }) };
@@ -342,10 +381,7 @@ function layerTable(view) {
         ...cells(s.last || {}).map((v) => el("td", { class: "num stat" }, v)), el("td", {}, c));
     }));
   };
-  let inflight = false, pending = null;
-  const show = async (step) => {
-    if (inflight) { pending = step; return; }
-    inflight = true;
+  const show = latest(async (step) => {
     try {
       const prof = await view.profileAt(step);
       const by = Object.fromEntries(Object.values(prof).flat().map((r) => [r.name, r]));
@@ -356,12 +392,21 @@ function layerTable(view) {
         tr.querySelectorAll(".stat").forEach((td, i) => { td.textContent = vals[i]; td.style.color = i === 6 && r && r.nonfinite ? "var(--bad)" : ""; });
       }
       p.stepLabel.textContent = `step ${step}`;
-    } catch (e) { p.stepLabel.textContent = e.message; } finally {
-      inflight = false;
-      if (pending !== null) { const s = pending; pending = null; show(s); }
-    }
-  };
+      p.dataset.drawn = step;
+    } catch (e) { p.stepLabel.textContent = e.message; }
+  }, 150);
   render();
+  api("sparks", { run: view.id }).then((sp) => {
+    for (const s of view.d.streams) {
+      const got = sp[s.name];
+      if (!got) continue;
+      const extra = s.norm_spark || { step: [], value: [] };   // live points that came first
+      const last = got.step[got.step.length - 1];
+      const keep = extra.step.map((x, i) => i).filter((i) => extra.step[i] > last);
+      s.norm_spark = { step: [...got.step, ...keep.map((i) => extra.step[i])], value: [...got.value, ...keep.map((i) => extra.value[i])] };
+    }
+    render(); show(view.step); p.dataset.sparks = "1";
+  }).catch(() => {});
   return { el: p, show, render: () => { render(); show(view.step); } };
 }
 
@@ -391,7 +436,7 @@ async function runPage(id) {
   const readout = el("span", { class: "step-readout", id: "step-readout" });
   main.replaceChildren(el("div", { class: "run-head" }, el("h1", {}, detail.name), status, el("span", { class: "muted mono" }, id),
     el("span", { class: "spacer" }), el("a", { href: `#/compare?${q({ runs: id })}` }, "compare with…")), sub,
-    chips.length ? el("div", { class: "chips" }, chips) : null,
+    ...(chips.length ? [el("div", { class: "chips" }, chips)] : []),
     el("div", { class: "card stepbar" }, play, slider, readout, el("label", {}, follow, "follow live")));
   const grid = el("div", { class: "grid" });
   main.append(grid);
@@ -422,7 +467,7 @@ async function runPage(id) {
   state.cleanup.push(() => window.removeEventListener("resize", onResize));
   document.body.dataset.ready = "run";
 
-  listen(`/api/events?${q({ run: id, since: detail.last_step })}`, {
+  listen(`/api/events?${q({ run: id, since: detail.last_step, seq: detail.seq })}`, {
     update: (m) => {
       for (const [n, s] of Object.entries(m.metrics)) {
         const cur = view.metrics[n] || (view.metrics[n] = { step: [], value: [] });
@@ -483,28 +528,38 @@ async function comparePage(params) {
     mp.body.append(el("div", { class: "legend" }, n), c);
     requestAnimationFrame(() => Charts.line(c, ok.filter((r) => r.m[n]).map((r) => ({ x: r.m[n].step, y: r.m[n].value, color: color(ok.indexOf(r)) })), { height: 170, xmin: 0, xmax }));
   });
-  const common = ok.length ? ok[0].d.streams.filter((s) => s.capture === "full" && s.shape.length >= 2 && ok.every((r) => r.d.streams.some((t) => t.name === s.name))).map((s) => s.name) : [];
-  if (!common.length) return;
-  const sel = el("select", {}, ...common.map((n) => el("option", { value: n }, n)));
-  const slider = el("input", { type: "range", min: 0, max: xmax, value: xmax, step: 1 });
+  const images = ok.map((r) => r.d.streams.filter((s) => s.capture === "full" && s.shape.length >= 2 && s.kind !== "inputs")
+    .sort((a, b) => b.shape.reduce((x, y) => x * y, 1) - a.shape.reduce((x, y) => x * y, 1)).map((s) => s.name));
+  if (!images.some((l) => l.length)) return;
+  const common = images[0].find((n) => images.every((l) => l.includes(n)));
+  const slider = el("input", { type: "range", min: 0, max: xmax, value: xmax, step: 1, id: "cmp-slider" });
   const readout = el("span", { class: "step-readout" });
-  const side = panel("Side by side", { key: "cmp-side", wide: true, controls: [sel] });
+  const side = panel("Weight images, side by side", { key: "cmp-side", wide: true });
   const row = el("div", { class: "compare-grid" });
   side.body.append(el("div", { class: "stepbar", style: "position:static;padding:0 0 10px" }, slider, readout), row);
   grid.append(side);
-  const cells = ok.map((r, i) => { const c = el("canvas"); const cap = el("div", { class: "legend" }); row.append(el("div", {}, el("div", { class: "imgwrap" }, c), cap)); return { r, c, cap }; });
+  const cells = ok.map((r, i) => {
+    const c = el("canvas"), cap = el("div", { class: "legend" });
+    const sel = el("select", {}, ...images[i].map((n) => el("option", { value: n }, n)));
+    if (common) sel.value = common;
+    row.append(el("div", {}, el("div", { class: "panel-head" }, el("span", { class: "swatch", style: `background:${color(i)}` }), el("b", {}, r.id), el("span", { class: "spacer" }), sel),
+      el("div", { class: "imgwrap" }, c), cap));
+    sel.onchange = () => draw();
+    return { r, c, cap, sel };
+  });
   const draw = async () => {
     const step = Number(slider.value);
     readout.textContent = `step ${step}`; side.stepLabel.textContent = `step ${step}`;
-    await Promise.all(cells.map(async ({ r, c, cap }) => {
+    await Promise.all(cells.filter((x) => x.sel.value).map(async ({ r, c, cap, sel }) => {
       const t = await apiBinary("tensor", { run: r.id, stream: sel.value, step });
       const L = Charts.tensorImage(c, t.data, t.shape, Number(t.headers.get("X-Absmax")) || 1);
-      c.style.width = `${L.width * Math.max(1, Math.min(4, Math.floor(340 / L.width)))}px`;
-      cap.textContent = `${r.id} · step ${t.headers.get("X-Step")}`;
+      const scale = Math.min((row.clientWidth / cells.length - 40) / L.width, 300 / L.height, 16);
+      c.style.width = `${Math.floor(L.width * (scale >= 1 ? Math.floor(scale) : scale))}px`;
+      cap.textContent = `${sel.value} · ${t.shape.join("×")} · recorded step ${t.headers.get("X-Step")}`;
     }));
   };
-  slider.oninput = draw; sel.onchange = draw;
-  draw();
+  slider.oninput = draw;
+  await draw();
 }
 
 /* ------------------------------------------------------------------ router */

@@ -106,13 +106,34 @@ const Charts = (() => {
       ctx.stroke();
     });
     ctx.restore();
-    if (opts.cursor !== undefined && opts.cursor !== null) {
-      const x = Math.round(X(opts.cursor)) + 0.5;
+    const cursor = (step) => {
+      if (step === undefined || step === null) return;
+      const x = Math.round(X(step)) + 0.5;
       ctx.strokeStyle = css("--cursor"); ctx.lineWidth = 1; ctx.setLineDash([3, 3]);
       ctx.beginPath(); ctx.moveTo(x, pad.t); ctx.lineTo(x, h - pad.b); ctx.stroke();
       ctx.setLineDash([]);
+    };
+    cursor(opts.cursor);
+    return { X, Y, pad, cursor };
+  }
+
+  /* Draw a chart once (base) and, while its key is unchanged, only blit it and draw the overlay:
+     moving the step cursor does not redraw thousands of points. */
+  function layered(canvas, store, key, base) {
+    const w = canvas.clientWidth;
+    if (store.key !== key || store.w !== w || !store.img) {
+      store.painter = base();
+      store.img = document.createElement("canvas");
+      store.img.width = canvas.width; store.img.height = canvas.height;
+      store.img.getContext("2d").drawImage(canvas, 0, 0);
+      store.key = key; store.w = w;
+      return store.painter;
     }
-    return { X, Y, pad };
+    const ctx = canvas.getContext("2d");
+    ctx.save(); ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height); ctx.drawImage(store.img, 0, 0);
+    ctx.restore();
+    return store.painter;
   }
 
   function spark(canvas, x, y, color, width = 110, height = 26) {
@@ -244,11 +265,14 @@ const Charts = (() => {
     const X = (v) => pad.l + ((v - s0) / Math.max(1, s1 - s0)) * (w - pad.l - pad.r);
     ctx.textAlign = "center"; ctx.textBaseline = "top";
     for (const t of niceTicks(s0, s1, Math.max(2, Math.floor((w - 80) / 90)))) ctx.fillText(fmtStep(t), X(t), h - pad.b + 5);
-    if (cursor !== undefined && cursor !== null) {
-      const x = Math.round(X(Math.min(Math.max(cursor, s0), s1))) + 0.5;
+    const mark = (step) => {
+      if (step === undefined || step === null) return;
+      const x = Math.round(X(Math.min(Math.max(step, s0), s1))) + 0.5;
       ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 1; ctx.setLineDash([3, 3]);
       ctx.beginPath(); ctx.moveTo(x, pad.t); ctx.lineTo(x, h - pad.b); ctx.stroke(); ctx.setLineDash([]);
-    }
+    };
+    mark(cursor);
+    return { cursor: mark };
   }
 
   /* groups: [{label, color, values: [{name, value}]}] drawn as grouped bars, one group per series */
@@ -314,6 +338,6 @@ const Charts = (() => {
     }
   }
 
-  return { PALETTE, css, fit, line, spark, tensorImage, imageLayout, heatmap, bars, scatter, colorbar,
+  return { PALETTE, css, fit, line, layered, spark, tensorImage, imageLayout, heatmap, bars, scatter, colorbar,
     DIVERGING, SEQUENTIAL, fmt, fmtStep };
 })();
