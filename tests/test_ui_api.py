@@ -216,3 +216,19 @@ def test_cli_ui_help_and_a_run_folder_is_refused(runs_dir, capsys):
     assert "--host" in capsys.readouterr().out
     assert main(["ui", str(runs_dir / "alpha"), "--no-browser"]) == 1
     assert "is a run itself" in capsys.readouterr().err
+
+
+def test_tensor_neighbours_and_colour_codes(client):
+    params = {"run": "alpha", "stream": "weights/fc1.weight", "step": 7}
+    resp = client.get("/api/tensor", params=params)
+    assert (resp.headers["x-prev-step"], resp.headers["x-next-step"]) == ("6", "8")
+    last = client.get("/api/tensor", params={**params, "step": -1})
+    assert last.headers["x-next-step"] == "" and last.headers["x-prev-step"] == str(STEPS - 2)
+    codes = client.get("/api/tensor", params={**params, "as": "u8"})
+    assert codes.headers["x-dtype"] == "uint8"
+    got = np.frombuffer(codes.content, np.uint8).reshape(32, 64)
+    absmax = float(codes.headers["x-absmax"])
+    want = np.clip(np.floor(127.5 + weight_at(7).astype(np.float64) * (127.5 / absmax) + 0.5), 0, 255)
+    np.testing.assert_array_equal(got, want.astype(np.uint8))
+    assert got.min() < 64 and got.max() > 192            # the scale is used, not a flat image
+    assert client.get("/api/tensor", params={**params, "as": "png"}).status_code == 422

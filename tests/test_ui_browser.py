@@ -101,12 +101,12 @@ def test_slider_changes_the_step_everywhere_and_the_drawn_pixels(page, server):
     w = weight_at(5)
     absmax = max(float(np.abs(weight_at(k)).max()) for k in range(STEPS))
     got = canvas.evaluate("c => Array.from(c.getContext('2d').getImageData(0, 0, 1, 1).data)")
-    k = int(min(255, max(0, round(127.5 + float(w[0, 0]) * 127.5 / absmax))))
+    k = int(min(255, max(0, np.floor(127.5 + float(w[0, 0]) * (127.5 / absmax) + 0.5))))
     lut = page.evaluate(f"Array.from(Charts.DIVERGING.slice({3 * k}, {3 * k + 3}))")
     assert got[:3] == lut
     # unit 1 sits in the next 8x8 tile: its top-left pixel is w[1, 0]
     got1 = canvas.evaluate("c => Array.from(c.getContext('2d').getImageData(9, 0, 1, 1).data)")
-    k1 = int(min(255, max(0, round(127.5 + float(w[1, 0]) * 127.5 / absmax))))
+    k1 = int(min(255, max(0, np.floor(127.5 + float(w[1, 0]) * (127.5 / absmax) + 0.5))))
     assert got1[:3] == page.evaluate(f"Array.from(Charts.DIVERGING.slice({3 * k1}, {3 * k1 + 3}))")
     page.screenshot(path=str(ART / "run-synthetic-step5.png"), full_page=True)
 

@@ -52,8 +52,9 @@ def _error(status: int, message: str, kind: str) -> Response:
 
 
 def _binary(arr: np.ndarray, headers: dict) -> Response:
-    arr = np.ascontiguousarray(arr, dtype="<f4")
-    hdr = {"X-Shape": ",".join(str(n) for n in arr.shape), "X-Dtype": "float32",
+    if arr.dtype != np.uint8:
+        arr = np.ascontiguousarray(arr, dtype="<f4")
+    hdr = {"X-Shape": ",".join(str(n) for n in arr.shape), "X-Dtype": arr.dtype.name,
            "Cache-Control": "no-store", **{k: str(v) for k, v in headers.items()}}
     return Response(arr.tobytes(), media_type="application/octet-stream", headers=hdr)
 
@@ -155,16 +156,16 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
         return await call(_runs)
 
     async def run(request):
-        return await call(lambda: _json(_data.run_detail(request.query_params.get("run", ""),
-                                                         cache.get(q(request, "run")))))
+        name = request.query_params.get("run", "")
+        return await call(lambda: _json(cache.memo(name, "detail", lambda r: _data.run_detail(name, r))))
 
     async def metrics(request):
         def work():
-            reader = cache.get(q(request, "run"))
             start = request.query_params.get("start")
             end = request.query_params.get("end")
             mp = min(q(request, "max_points", _data.MAX_POINTS, int), 20000)
-            return _json(_data.metric_series(reader, start, end, mp))
+            return _json(cache.memo(q(request, "run"), ("metrics", start, end, mp),
+                                    lambda r: _data.metric_series(r, start, end, mp)))
         return await call(work)
 
     async def stats(request):
@@ -194,14 +195,22 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             reader = cache.get(q(request, "run"))
             step, arr, prev_step, next_step = _data.tensor_at(reader, q(request, "stream"),
                                                               q(request, "step", -1, int))
+            absmax = _data.abs_max(reader, request.query_params["stream"])
+            form = request.query_params.get("as", "f32")
+            if form not in ("f32", "u8"):
+                raise ValueError("as= must be f32 (float32 values) or u8 (colour codes)")
+            if form == "u8":
+                arr = _data.colour_codes(arr, absmax)
             return _binary(arr, {"X-Step": step, "X-Prev-Step": "" if prev_step is None else prev_step,
                                  "X-Next-Step": "" if next_step is None else next_step,
-                                 "X-Absmax": repr(_data.abs_max(reader, request.query_params["stream"]))})
+                                 "X-Absmax": repr(absmax)})
         return await call(work)
 
     async def profile(request):
         def work():
-            return _json(_data.layer_profile(cache.get(q(request, "run")), q(request, "step", -1, int)))
+            step = q(request, "step", -1, int)
+            return _json(cache.memo(q(request, "run"), ("profile", step),
+                                    lambda r: _data.layer_profile(r, step)))
         return await call(work)
 
     async def events(request):
@@ -270,5 +279,20 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     app = Starlette(routes=routes)
     app.state.stopping = stopping
     app.state.root = root
+    app.state.cache = cache
+
+    def warm():
+        """Open every run and prepare its page's data, so that the first visit is quick."""
+        for name in root.find():
+            if stopping.is_set():
+                return
+            try:
+                cache.memo(name, "detail", lambda r: _data.run_detail(name, r))
+                cache.memo(name, ("metrics", None, None, _data.MAX_POINTS),
+                           lambda r: _data.metric_series(r, None, None, _data.MAX_POINTS))
+            except Exception:   # a damaged run shows its error card when asked for
+                pass
+
+    app.state.warm = warm
     app.add_middleware(_Guard, token=token, loopback=loopback)
     return app

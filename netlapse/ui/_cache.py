@@ -30,6 +30,7 @@ class RunCache:
         self.root = root
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple, RunReader]] = {}
+        self._memo: dict[str, tuple[tuple, dict]] = {}
         self._locks: dict[str, threading.Lock] = {}
 
     def get(self, name: str) -> RunReader:
@@ -54,6 +55,22 @@ class RunCache:
             with self._lock:
                 self._entries[name] = (stamp, reader)
         return reader
+
+    def memo(self, name: str, key, compute):
+        """``compute(reader)`` for this run, remembered until the run's files change."""
+        reader = self.get(name)
+        stamp = self._entries[name][0]
+        with self._lock:
+            held = self._memo.get(name)
+            if held is None or held[0] != stamp:
+                held = self._memo[name] = (stamp, {})
+        if key in held[1]:
+            return held[1][key]
+        value = compute(reader)
+        if len(held[1]) > 256:
+            held[1].clear()
+        held[1][key] = value
+        return value
 
     def forget(self, name: str) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from .._stats import HIST_BINS, STAT_NAMES
 
 __all__ = [
     "MAX_POINTS", "downsample_minmax", "run_summary", "run_detail", "sparklines", "last_step", "metric_series",
-    "stat_series", "heatmap", "tensor_at", "abs_max", "layer_profile", "start_state", "updates_since", "clean",
+    "stat_series", "heatmap", "tensor_at", "abs_max", "colour_codes", "layer_profile", "start_state", "updates_since", "clean",
 ]
 
 MAX_POINTS = 2000
@@ -274,12 +274,22 @@ def tensor_at(reader, stream: str, step: int):
     n = s.length
     if n == 0:
         raise LookupError(f"{stream} has no committed steps yet")
-    i = n - 1 if step < 0 else max(0, _index_at(s, step))
     if s.capture != "full":
         s.at(0)   # the reader's message: stats only
-    prev_step = _step_at(s, i - 1) if i > 0 else None
-    next_step = _step_at(s, i + 1) if i + 1 < n else None
-    return _step_at(s, i), _row_values(reader, s, i), prev_step, next_step
+    steps = s.steps   # a full stream has few rows: read its steps once (cached with the reader)
+    i = n - 1 if step < 0 else max(0, int(np.searchsorted(steps, step, side="right")) - 1)
+    prev_step = int(steps[i - 1]) if i > 0 else None
+    next_step = int(steps[i + 1]) if i + 1 < n else None
+    return int(steps[i]), _row_values(reader, s, i), prev_step, next_step
+
+
+def colour_codes(arr: np.ndarray, absmax: float) -> np.ndarray:
+    """uint8 codes of a diverging colour scale on [-absmax, absmax] (128 = 0; NaN -> 128):
+    what the image panel draws, a quarter of the float32 bytes."""
+    x = np.asarray(arr, np.float64)
+    k = np.floor(127.5 + x * (127.5 / absmax if absmax > 0 else 0.0) + 0.5)
+    k = np.where(np.isnan(k), 128, k)
+    return np.clip(k, 0, 255).astype(np.uint8)
 
 
 def abs_max(reader, stream: str) -> float:

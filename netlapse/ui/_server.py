@@ -55,7 +55,11 @@ class Dashboard:
         base = f"http://{host}:{self.port}/"
         return base + (f"?token={self.token}" if self.token else "")
 
+    def _warm_in_background(self) -> None:
+        threading.Thread(target=self.app.state.warm, name="netlapse-ui-warm", daemon=True).start()
+
     def run(self) -> None:
+        self._warm_in_background()
         try:
             self.server.run()
         finally:
@@ -64,6 +68,7 @@ class Dashboard:
     def start(self, timeout: float = 10.0) -> "Dashboard":
         self._thread = threading.Thread(target=self.server.run, name="netlapse-ui", daemon=True)
         self._thread.start()
+        self._warm_in_background()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:

@@ -34,7 +34,8 @@ async function apiBinary(path, params) {
   }
   const buf = await res.arrayBuffer();
   const shape = (res.headers.get("X-Shape") || "").split(",").filter((s) => s !== "").map(Number);
-  return { data: new Float32Array(buf), shape, headers: res.headers };
+  const data = res.headers.get("X-Dtype") === "uint8" ? new Uint8Array(buf) : new Float32Array(buf);
+  return { data, shape, headers: res.headers };
 }
 
 function ago(t) {
@@ -103,7 +104,7 @@ class FrameCache {
     return this.frames.find((f) => (step >= f.step || f.prev === null) && (f.next === null || step < f.next));
   }
   async fetch(step) {
-    const t = await apiBinary("tensor", { run: this.run, stream: this.stream, step });
+    const t = await apiBinary("tensor", { run: this.run, stream: this.stream, step, as: "u8" });
     const h = (k) => (t.headers.get(k) === "" || t.headers.get(k) === null ? null : Number(t.headers.get(k)));
     const f = { step: h("X-Step"), prev: h("X-Prev-Step"), next: h("X-Next-Step"), absmax: Number(t.headers.get("X-Absmax")) || 1, data: t.data, shape: t.shape };
     if (!this.frames.some((g) => g.step === f.step)) { this.frames.push(f); if (this.frames.length > this.max) this.frames.shift(); }
@@ -551,7 +552,7 @@ async function comparePage(params) {
     const step = Number(slider.value);
     readout.textContent = `step ${step}`; side.stepLabel.textContent = `step ${step}`;
     await Promise.all(cells.filter((x) => x.sel.value).map(async ({ r, c, cap, sel }) => {
-      const t = await apiBinary("tensor", { run: r.id, stream: sel.value, step });
+      const t = await apiBinary("tensor", { run: r.id, stream: sel.value, step, as: "u8" });
       const L = Charts.tensorImage(c, t.data, t.shape, Number(t.headers.get("X-Absmax")) || 1);
       const scale = Math.min((row.clientWidth / cells.length - 40) / L.width, 300 / L.height, 16);
       c.style.width = `${Math.floor(L.width * (scale >= 1 ? Math.floor(scale) : scale))}px`;

@@ -196,8 +196,10 @@ const Charts = (() => {
     return { tiles: false, width: cols, height: rows, rows, cols };
   }
 
-  /* Draw a float32 tensor as an image with a symmetric diverging scale [-absmax, absmax]. */
+  /* Draw a tensor as an image with a symmetric diverging scale [-absmax, absmax]. `data` holds
+     float values, or (a Uint8Array) colour codes the server already put on that scale. */
   function tensorImage(canvas, data, shape, absmax, bg) {
+    const codes = data instanceof Uint8Array;
     const L = imageLayout(shape);
     if (canvas.width !== L.width || canvas.height !== L.height) { canvas.width = L.width; canvas.height = L.height; }
     const ctx = canvas.getContext("2d");
@@ -214,9 +216,9 @@ const Charts = (() => {
         for (let yy = 0; yy < side; yy++) {
           let o = (oy + yy) * stride + ox * 4;
           for (let xx = 0; xx < side; xx++, src++, o += 4) {
-            let v = data[src];
-            let k = v === v ? Math.round(127.5 + v * s) : 128;
-            k = k < 0 ? 0 : k > 255 ? 255 : k;
+            let k;
+            if (codes) k = data[src];
+            else { const v = data[src]; k = v === v ? Math.round(127.5 + v * s) : 128; k = k < 0 ? 0 : k > 255 ? 255 : k; }
             px[o] = DIVERGING[k * 3]; px[o + 1] = DIVERGING[k * 3 + 1]; px[o + 2] = DIVERGING[k * 3 + 2]; px[o + 3] = 255;
           }
         }
@@ -224,9 +226,9 @@ const Charts = (() => {
     } else {
       const n = L.width * L.height;
       for (let i = 0, o = 0; i < n; i++, o += 4) {
-        let v = data[i];
-        let k = v === v ? Math.round(127.5 + v * s) : 128;
-        k = k < 0 ? 0 : k > 255 ? 255 : k;
+        let k;
+        if (codes) k = data[i];
+        else { const v = data[i]; k = v === v ? Math.round(127.5 + v * s) : 128; k = k < 0 ? 0 : k > 255 ? 255 : k; }
         px[o] = DIVERGING[k * 3]; px[o + 1] = DIVERGING[k * 3 + 1]; px[o + 2] = DIVERGING[k * 3 + 2]; px[o + 3] = 255;
       }
     }
