@@ -178,8 +178,9 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
 
     async def sparks(request):
         def work():
-            reader = cache.get(q(request, "run"))
-            return _json(_data.sparklines(reader, min(q(request, "points", _data.SPARK_POINTS, int), 2000)))
+            points = min(q(request, "points", _data.SPARK_POINTS, int), 2000)
+            return _json(cache.memo(q(request, "run"), ("sparks", points),
+                                    lambda r: _data.sparklines(r, points)))
         return await call(work)
 
     async def heatmap(request):
@@ -287,9 +288,12 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             if stopping.is_set():
                 return
             try:
-                cache.memo(name, "detail", lambda r: _data.run_detail(name, r))
+                detail = cache.memo(name, "detail", lambda r: _data.run_detail(name, r))
                 cache.memo(name, ("metrics", None, None, _data.MAX_POINTS),
                            lambda r: _data.metric_series(r, None, None, _data.MAX_POINTS))
+                last = detail["last_step"]
+                cache.memo(name, ("profile", last), lambda r: _data.layer_profile(r, last))
+                cache.memo(name, ("sparks", _data.SPARK_POINTS), lambda r: _data.sparklines(r))
             except Exception:   # a damaged run shows its error card when asked for
                 pass
 

@@ -31,7 +31,7 @@ class RunCache:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple, RunReader]] = {}
         self._memo: dict[str, tuple[tuple, dict]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict = {}
 
     def get(self, name: str) -> RunReader:
         path = self.root.resolve(name)
@@ -64,13 +64,15 @@ class RunCache:
             held = self._memo.get(name)
             if held is None or held[0] != stamp:
                 held = self._memo[name] = (stamp, {})
+            key_lock = self._locks.setdefault((name, key), threading.Lock())
         if key in held[1]:
             return held[1][key]
-        value = compute(reader)
-        if len(held[1]) > 256:
-            held[1].clear()
-        held[1][key] = value
-        return value
+        with key_lock:   # a second asker waits for the first one's result
+            if key not in held[1]:
+                if len(held[1]) > 256:
+                    held[1].clear()
+                held[1][key] = compute(reader)
+            return held[1][key]
 
     def forget(self, name: str) -> None:
         with self._lock:

@@ -223,7 +223,7 @@ function metricsPanel(view) {
         Charts.layered(c, store, key, () => Charts.line(c, [{ x: s.step, y: s.value, color: Charts.PALETTE[k % 8] }],
           { xmin: view.d.first_step, xmax: view.d.last_step, height: 170 })).cursor(step);
       }
-      p.dataset.drawn = step;
+      if (view.metricsLoaded) p.dataset.drawn = step;
     },
   };
 }
@@ -382,7 +382,7 @@ function layerTable(view) {
         ...cells(s.last || {}).map((v) => el("td", { class: "num stat" }, v)), el("td", {}, c));
     }));
   };
-  const show = latest(async (step) => {
+  let show = latest(async (step) => {
     try {
       const prof = await view.profileAt(step);
       const by = Object.fromEntries(Object.values(prof).flat().map((r) => [r.name, r]));
@@ -397,7 +397,8 @@ function layerTable(view) {
     } catch (e) { p.stepLabel.textContent = e.message; }
   }, 150);
   render();
-  api("sparks", { run: view.id }).then((sp) => {
+  let sparksAsked = false;
+  const loadSparks = () => api("sparks", { run: view.id }).then((sp) => {
     for (const s of view.d.streams) {
       const got = sp[s.name];
       if (!got) continue;
@@ -408,6 +409,12 @@ function layerTable(view) {
     }
     render(); show(view.step); p.dataset.sparks = "1";
   }).catch(() => {});
+  const showFirst = show;
+  show = (step) => {   // the sparklines are asked for once the table has its numbers
+    const r = showFirst(step);
+    if (!sparksAsked) { sparksAsked = true; Promise.resolve(r).then(() => setTimeout(loadSparks, 0)); }
+    return r;
+  };
   return { el: p, show, render: () => { render(); show(view.step); } };
 }
 
@@ -415,9 +422,11 @@ async function runPage(id) {
   setCrumbs([["runs", "#/"], [id, null]]);
   const main = $("#main");
   main.replaceChildren(el("div", { class: "empty" }, "loading…"));
-  let detail, metrics;
+  let detail, metrics = {};
+  const metricsLoad = api("metrics", { run: id, max_points: 2000 });
+  metricsLoad.catch(() => {});
   try {
-    [detail, metrics] = await Promise.all([api("run", { run: id }), api("metrics", { run: id, max_points: 2000 })]);
+    detail = await api("run", { run: id });
   } catch (e) {
     main.replaceChildren(el("div", { class: "run-head" }, el("h1", {}, id), badge("error")),
       errorCard(e.status === 403 ? "Refused" : "This run cannot be read", e.message));
@@ -462,6 +471,8 @@ async function runPage(id) {
   };
   state.cleanup.push(() => timer && clearInterval(timer));
   view.setStep(detail.last_step);
+  metricsLoad.then((m) => { view.metrics = m; view.metricsLoaded = true; view.setStep(view.step); })
+    .catch((e) => grid.prepend(errorCard("Cannot load the metrics", e.message)));
   let resize = null;
   const onResize = () => { clearTimeout(resize); resize = setTimeout(() => view.setStep(view.step), 120); };
   window.addEventListener("resize", onResize);
