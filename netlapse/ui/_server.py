@@ -24,6 +24,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _prime() -> None:
+    """Load what the first request would otherwise wait for: pandas, and zarr's I/O machinery
+    (its event loop and codecs, started by a first read)."""
+    import numpy as np
+    import pandas  # noqa: F401
+    import zarr
+    from zarr.storage import MemoryStore
+
+    from ..store.layout import compressors
+
+    arr = zarr.create_array(store=MemoryStore(), shape=(4,), chunks=(4,), dtype="i8",
+                            compressors=compressors())
+    arr[:] = np.arange(4)
+    arr[:]
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host.strip("[]"), 0))
@@ -42,6 +58,7 @@ class Dashboard:
         self.token = token or None
         self.port = _free_port(host) if port == 0 else int(port)
         self.app = create_app(runs_dir, token=self.token, loopback=self.loopback)
+        _prime()
         config = uvicorn.Config(self.app, host=host.strip("[]"), port=self.port, log_level="warning",
                                 access_log=False, timeout_graceful_shutdown=1, lifespan="off")
         self.server = uvicorn.Server(config)
