@@ -196,15 +196,17 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             reader = cache.get(q(request, "run"))
             step, arr, prev_step, next_step = _data.tensor_at(reader, q(request, "stream"),
                                                               q(request, "step", -1, int))
-            absmax = _data.abs_max(reader, request.query_params["stream"])
+            name = request.query_params["stream"]
+            absmax = _data.abs_max(reader, name)
+            scale = _data.colour_scale(reader, name)
             form = request.query_params.get("as", "f32")
             if form not in ("f32", "u8"):
                 raise ValueError("as= must be f32 (float32 values) or u8 (colour codes)")
             if form == "u8":
-                arr = _data.colour_codes(arr, absmax)
+                arr = _data.colour_codes(arr, scale)
             return _binary(arr, {"X-Step": step, "X-Prev-Step": "" if prev_step is None else prev_step,
                                  "X-Next-Step": "" if next_step is None else next_step,
-                                 "X-Absmax": repr(absmax)})
+                                 "X-Absmax": repr(absmax), "X-Scale": repr(scale)})
         return await call(work)
 
     async def profile(request):

@@ -17,7 +17,7 @@ from .._stats import HIST_BINS, STAT_NAMES
 
 __all__ = [
     "MAX_POINTS", "downsample_minmax", "run_summary", "run_detail", "sparklines", "last_step", "metric_series",
-    "stat_series", "heatmap", "tensor_at", "abs_max", "colour_codes", "layer_profile", "start_state", "updates_since", "clean",
+    "stat_series", "heatmap", "tensor_at", "abs_max", "colour_scale", "colour_codes", "layer_profile", "start_state", "updates_since", "clean",
 ]
 
 MAX_POINTS = 2000
@@ -290,6 +290,22 @@ def colour_codes(arr: np.ndarray, absmax: float) -> np.ndarray:
     k = np.floor(127.5 + x * (127.5 / absmax if absmax > 0 else 0.0) + 0.5)
     k = np.where(np.isnan(k), 128, k)
     return np.clip(k, 0, 255).astype(np.uint8)
+
+
+def colour_scale(reader, stream: str) -> float:
+    """The limit of the image panel's symmetric colour scale, the same at every step: the largest
+    over steps of min(max |x|, 4 * rms(x)), so that a few outliers do not wash out the image
+    (values beyond it saturate)."""
+    s = reader[stream]
+    st = s.stats_array
+    if not len(st):
+        return 1.0
+    size = max(1, int(np.prod(s.shape)) if s.shape else 1)
+    rms = st[:, STAT_NAMES.index("norm")] / np.sqrt(size)
+    ends = np.abs(st[:, [STAT_NAMES.index("min"), STAT_NAMES.index("max")]]).max(axis=1)
+    lim = np.minimum(ends, 4 * rms)
+    lim = lim[np.isfinite(lim)]
+    return float(lim.max()) if lim.size and lim.max() > 0 else 1.0
 
 
 def abs_max(reader, stream: str) -> float:

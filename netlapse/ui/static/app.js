@@ -106,7 +106,7 @@ class FrameCache {
   async fetch(step) {
     const t = await apiBinary("tensor", { run: this.run, stream: this.stream, step, as: "u8" });
     const h = (k) => (t.headers.get(k) === "" || t.headers.get(k) === null ? null : Number(t.headers.get(k)));
-    const f = { step: h("X-Step"), prev: h("X-Prev-Step"), next: h("X-Next-Step"), absmax: Number(t.headers.get("X-Absmax")) || 1, data: t.data, shape: t.shape };
+    const f = { step: h("X-Step"), prev: h("X-Prev-Step"), next: h("X-Next-Step"), absmax: Number(t.headers.get("X-Scale")) || 1, data: t.data, shape: t.shape };
     if (!this.frames.some((g) => g.step === f.step)) { this.frames.push(f); if (this.frames.length > this.max) this.frames.shift(); }
     return f;
   }
@@ -213,7 +213,7 @@ function metricsPanel(view) {
     p.body.append(el("div", {}, el("div", { class: "legend" }, el("span", {}, el("i", { style: `background:${Charts.PALETTE[k % 8]}` }), n)), c));
     return [n, c, k, {}];
   });
-  if (names.length > 1) p.body.style.cssText = "display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:8px 16px";
+  if (names.length > 1) p.body.style.cssText = `display:grid;grid-template-columns:repeat(auto-fit,minmax(max(320px,${Math.floor(100 / Math.min(3, names.length)) - 2}%),1fr));gap:8px 16px`;
   return {
     el: p, show(step) {
       p.stepLabel.textContent = `step ${step}`;
@@ -246,8 +246,8 @@ function weightPanel(view) {
       const f = await cache.get(step);
       const L = Charts.tensorImage(canvas, f.data, f.shape, f.absmax);
       const room = Math.max(200, p.body.clientWidth - 20);
-      const scale = Math.min(room / L.width, 320 / L.height, 24);
-      canvas.style.width = `${Math.max(1, Math.floor(L.width * (scale >= 1 ? Math.floor(scale) : scale)))}px`;
+      const scale = Math.min(room / L.width, 360 / L.height, 24);
+      canvas.style.width = `${Math.max(1, Math.floor(L.width * (scale >= 3 ? Math.floor(scale) : scale)))}px`;
       lo.textContent = Charts.fmt(-f.absmax); hi.textContent = Charts.fmt(f.absmax);
       canvas.dataset.step = f.step;
       note.textContent = `${sel.value}  ·  shape ${f.shape.join("×")}${L.tiles ? `  ·  one ${L.side}×${L.side} tile per output unit` : ""}  ·  recorded step ${f.step}`;
@@ -564,9 +564,9 @@ async function comparePage(params) {
     readout.textContent = `step ${step}`; side.stepLabel.textContent = `step ${step}`;
     await Promise.all(cells.filter((x) => x.sel.value).map(async ({ r, c, cap, sel }) => {
       const t = await apiBinary("tensor", { run: r.id, stream: sel.value, step, as: "u8" });
-      const L = Charts.tensorImage(c, t.data, t.shape, Number(t.headers.get("X-Absmax")) || 1);
+      const L = Charts.tensorImage(c, t.data, t.shape, Number(t.headers.get("X-Scale")) || 1);
       const scale = Math.min((row.clientWidth / cells.length - 40) / L.width, 300 / L.height, 16);
-      c.style.width = `${Math.floor(L.width * (scale >= 1 ? Math.floor(scale) : scale))}px`;
+      c.style.width = `${Math.floor(L.width * (scale >= 3 ? Math.floor(scale) : scale))}px`;
       cap.textContent = `${sel.value} · ${t.shape.join("×")} · recorded step ${t.headers.get("X-Step")}`;
     }));
   };
