@@ -11,7 +11,7 @@ Stats vector layout (``STAT_NAMES``, float64):
 
 Histogram layout (``HIST_BINS`` = 64 bins, int64 counts): the bins split ``[min, max]`` of the
 step's finite values into 64 equal parts. A finite value ``x`` goes to bin
-``floor((x - min) * 64 / (max - min))`` computed in float64, clamped to 63, so the maximum is in
+``floor((x - min) * (64 / (max - min)))`` computed in float64, clamped to 63, so the maximum is in
 the last bin. When ``max == min`` every finite value is counted in bin 0. Non-finite values are
 not in the histogram (they are counted by ``nonfinite``). The edges of step ``t`` are
 ``hist_edges(min_t, max_t)``.

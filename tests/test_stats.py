@@ -17,7 +17,7 @@ def reference(x):
                    norm=np.linalg.norm(fin), mean_abs=np.mean(np.abs(fin)))
         lo, hi = fin.min(), fin.max()
         if hi > lo:
-            idx = np.minimum(np.floor((fin - lo) * HIST_BINS / (hi - lo)).astype(int), HIST_BINS - 1)
+            idx = np.minimum(np.floor((fin - lo) * (HIST_BINS / (hi - lo))).astype(int), HIST_BINS - 1)
             out["hist"] = np.bincount(idx, minlength=HIST_BINS)
         else:
             out["hist"] = np.eye(HIST_BINS, dtype=int)[0] * fin.size
