@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import _data
+from . import _data, _tensors
 from ._cache import RunCache
 from ._paths import RunsRoot, UnsafePathError, raw_path_is_suspicious
 
@@ -186,7 +186,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     async def heatmap(request):
         def work():
             reader = cache.get(q(request, "run"))
-            rows, meta = _data.heatmap(reader, q(request, "stream"), min(q(request, "rows", 400, int), 2000))
+            rows, meta = _tensors.heatmap(reader, q(request, "stream"), min(q(request, "rows", 400, int), 2000))
             return _binary(rows, {"X-Lo": repr(meta["lo"]), "X-Hi": repr(meta["hi"]),
                                   "X-Steps": ",".join(str(s) for s in meta["steps"])})
         return await call(work)
@@ -194,16 +194,16 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     async def tensor(request):
         def work():
             reader = cache.get(q(request, "run"))
-            step, arr, prev_step, next_step = _data.tensor_at(reader, q(request, "stream"),
+            step, arr, prev_step, next_step = _tensors.tensor_at(reader, q(request, "stream"),
                                                               q(request, "step", -1, int))
             name = request.query_params["stream"]
-            absmax = _data.abs_max(reader, name)
-            scale = _data.colour_scale(reader, name)
+            absmax = _tensors.abs_max(reader, name)
+            scale = _tensors.colour_scale(reader, name)
             form = request.query_params.get("as", "f32")
             if form not in ("f32", "u8"):
                 raise ValueError("as= must be f32 (float32 values) or u8 (colour codes)")
             if form == "u8":
-                arr = _data.colour_codes(arr, scale)
+                arr = _tensors.colour_codes(arr, scale)
             return _binary(arr, {"X-Step": step, "X-Prev-Step": "" if prev_step is None else prev_step,
                                  "X-Next-Step": "" if next_step is None else next_step,
                                  "X-Absmax": repr(absmax), "X-Scale": repr(scale)})

@@ -8,16 +8,14 @@ spikes survive. Tensors are returned as float32 arrays for the binary endpoint.
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
-from .._stats import HIST_BINS, STAT_NAMES
+from .._stats import STAT_NAMES
 
 __all__ = [
     "MAX_POINTS", "downsample_minmax", "run_summary", "run_detail", "sparklines", "last_step", "metric_series",
-    "stat_series", "heatmap", "tensor_at", "abs_max", "colour_scale", "colour_codes", "layer_profile", "start_state", "updates_since", "clean",
+    "stat_series", "layer_profile", "start_state", "updates_since", "clean",
 ]
 
 MAX_POINTS = 2000
@@ -183,139 +181,6 @@ def stat_series(reader, stream: str, stats=("norm",), max_points: int = MAX_POIN
         raise ValueError(f"unknown stat {bad[0]!r}; choose from {', '.join(STAT_NAMES)}")
     arr = s.stats_array
     return {k: _series(s.steps, arr[:, STAT_NAMES.index(k)], max_points) for k in stats}
-
-
-def heatmap(reader, stream: str, max_rows: int = 400, bins: int = HIST_BINS):
-    """A stream's histograms over steps, re-binned onto one shared value range.
-
-    Returns ``(rows, meta)``: ``rows`` float32 ``(T', bins)``, each row the fraction of values
-    per bin (rows are whole recorded steps, evenly picked when there are more than
-    ``max_rows``); meta has the picked steps and the value range.
-    """
-    s = reader[stream]
-    h = s.histograms
-    n = len(h.steps)
-    if n == 0:
-        return np.zeros((0, bins), np.float32), {"steps": [], "lo": 0.0, "hi": 0.0}
-    pick = np.unique(np.linspace(0, n - 1, min(n, max_rows)).round().astype(np.int64))
-    counts = h.counts[pick].astype(np.float64)
-    lo_rows, hi_rows = h.lo[pick], h.hi[pick]
-    finite = np.isfinite(lo_rows) & np.isfinite(hi_rows)
-    lo = float(lo_rows[finite].min()) if finite.any() else 0.0
-    hi = float(hi_rows[finite].max()) if finite.any() else 1.0
-    if hi <= lo:
-        hi = lo + 1.0
-    src = counts.shape[1]
-    out = np.zeros((len(pick), bins), np.float64)
-    frac = (np.arange(src) + 0.5) / src
-    for i in range(len(pick)):
-        if not finite[i]:
-            continue
-        centres = lo_rows[i] + frac * (hi_rows[i] - lo_rows[i])
-        b = np.clip(((centres - lo) / (hi - lo) * bins).astype(np.int64), 0, bins - 1)
-        np.add.at(out[i], b, counts[i])
-    totals = out.sum(axis=1, keepdims=True)
-    out = np.divide(out, totals, out=np.zeros_like(out), where=totals > 0)
-    return out.astype(np.float32), {"steps": h.steps[pick].tolist(), "lo": lo, "hi": hi}
-
-
-class _RowCache:
-    """Recently read tensors by (run folder, created, stream, row). Committed rows never change,
-    so a row is read once: a request decodes its whole zarr chunk and keeps every row of it."""
-
-    def __init__(self, max_bytes: int = 192 << 20):
-        self.max_bytes = max_bytes
-        self.rows: OrderedDict = OrderedDict()
-        self.size = 0
-        self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            arr = self.rows.get(key)
-            if arr is not None:
-                self.rows.move_to_end(key)
-            return arr
-
-    def put(self, key, arr: np.ndarray) -> None:
-        with self.lock:
-            if key in self.rows:
-                return
-            self.rows[key] = arr
-            self.size += arr.nbytes
-            while self.size > self.max_bytes and len(self.rows) > 1:
-                _, old = self.rows.popitem(last=False)
-                self.size -= old.nbytes
-
-
-ROWS = _RowCache()
-
-
-def _row_values(reader, s, i: int) -> np.ndarray:
-    base = (str(reader.path), reader.manifest.get("created"), s.name)
-    hit = ROWS.get(base + (i,))
-    if hit is not None:
-        return hit
-    arr = s._array("values")
-    chunk = int(arr.chunks[0])
-    c0 = (i // chunk) * chunk
-    c1 = min(c0 + chunk, s.length)
-    block = np.asarray(arr[c0:c1])
-    for j in range(c0, c1):
-        ROWS.put(base + (j,), np.ascontiguousarray(block[j - c0], dtype="<f4"))
-    return ROWS.get(base + (i,)) if ROWS.get(base + (i,)) is not None else \
-        np.ascontiguousarray(block[i - c0], dtype="<f4")
-
-
-def tensor_at(reader, stream: str, step: int):
-    """``(recorded_step, float32 array, previous recorded step, next recorded step)``: the last
-    recorded tensor at or before ``step`` (the first one if ``step`` is before it); ``step=-1``
-    is the last. Neighbours are None at the ends."""
-    s = reader[stream]
-    n = s.length
-    if n == 0:
-        raise LookupError(f"{stream} has no committed steps yet")
-    if s.capture != "full":
-        s.at(0)   # the reader's message: stats only
-    steps = s.steps   # a full stream has few rows: read its steps once (cached with the reader)
-    i = n - 1 if step < 0 else max(0, int(np.searchsorted(steps, step, side="right")) - 1)
-    prev_step = int(steps[i - 1]) if i > 0 else None
-    next_step = int(steps[i + 1]) if i + 1 < n else None
-    return int(steps[i]), _row_values(reader, s, i), prev_step, next_step
-
-
-def colour_codes(arr: np.ndarray, absmax: float) -> np.ndarray:
-    """uint8 codes of a diverging colour scale on [-absmax, absmax] (128 = 0; NaN -> 128):
-    what the image panel draws, a quarter of the float32 bytes."""
-    x = np.asarray(arr, np.float64)
-    k = np.floor(127.5 + x * (127.5 / absmax if absmax > 0 else 0.0) + 0.5)
-    k = np.where(np.isnan(k), 128, k)
-    return np.clip(k, 0, 255).astype(np.uint8)
-
-
-def colour_scale(reader, stream: str) -> float:
-    """The limit of the image panel's symmetric colour scale, the same at every step: the largest
-    over steps of min(max |x|, 4 * rms(x)), so that a few outliers do not wash out the image
-    (values beyond it saturate)."""
-    s = reader[stream]
-    st = s.stats_array
-    if not len(st):
-        return 1.0
-    size = max(1, int(np.prod(s.shape)) if s.shape else 1)
-    rms = st[:, STAT_NAMES.index("norm")] / np.sqrt(size)
-    ends = np.abs(st[:, [STAT_NAMES.index("min"), STAT_NAMES.index("max")]]).max(axis=1)
-    lim = np.minimum(ends, 4 * rms)
-    lim = lim[np.isfinite(lim)]
-    return float(lim.max()) if lim.size and lim.max() > 0 else 1.0
-
-
-def abs_max(reader, stream: str) -> float:
-    """The largest |value| the stream ever held (from its stats): one colour scale for all steps."""
-    st = reader[stream].stats_array
-    if not len(st):
-        return 1.0
-    ends = np.abs(st[:, [STAT_NAMES.index("min"), STAT_NAMES.index("max")]])
-    ends = ends[np.isfinite(ends)]
-    return float(ends.max()) if ends.size and ends.max() > 0 else 1.0
 
 
 def _index_at(s, step: int) -> int:
