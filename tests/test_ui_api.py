@@ -234,3 +234,32 @@ def test_tensor_neighbours_and_colour_codes(client):
     np.testing.assert_array_equal(got, want.astype(np.uint8))
     assert got.min() < 64 and got.max() > 192            # the scale is used, not a flat image
     assert client.get("/api/tensor", params={**params, "as": "png"}).status_code == 422
+
+
+def test_cli_serves_the_runs_and_prints_its_url(runs_dir):
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, "-m", "netlapse", "ui", str(runs_dir), "--port", "0",
+                             "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("netlapse dashboard: http://127.0.0.1:"), line
+        url = line.split(": ", 1)[1].strip()
+        import time
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen(url + "api/runs", timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        import json
+        assert {r["id"] for r in json.loads(body)["runs"]} == {"alpha", "sweep/beta", "broken"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

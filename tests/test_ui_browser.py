@@ -109,6 +109,9 @@ def test_slider_changes_the_step_everywhere_and_the_drawn_pixels(page, server):
     got1 = canvas.evaluate("c => Array.from(c.getContext('2d').getImageData(9, 0, 1, 1).data)")
     k1 = int(min(255, max(0, np.floor(127.5 + float(w[1, 0]) * (127.5 / absmax) + 0.5))))
     assert got1[:3] == page.evaluate(f"Array.from(Charts.DIVERGING.slice({3 * k1}, {3 * k1 + 3}))")
+    # the probe view draws the stored probe output of the same step
+    page.wait_for_function("document.querySelector('[data-panel=probe]').dataset.drawn == '5'")
+    assert "probe/fc2 at step 5" in page.locator("[data-panel=probe] .legend").inner_text()
     page.screenshot(path=str(ART / "run-synthetic-step5.png"), full_page=True)
 
 
@@ -131,7 +134,12 @@ def test_compare_overlays_metrics_and_shows_tensors_side_by_side(page, server):
     page.goto(server.url + "#/compare?runs=synthetic,mnist-like/digits-mlp")
     _ready(page, "compare")
     assert page.locator("[data-panel=cmp-metrics] canvas").count() == 2     # loss, acc
-    page.wait_for_timeout(500)
+    side = page.locator("[data-panel=cmp-side]")
+    page.wait_for_function("[...document.querySelectorAll('[data-panel=cmp-side] .legend')].every(e => e.textContent.includes('recorded step'))")
+    assert side.locator("canvas").count() == 2
+    page.locator("#cmp-slider").fill("3")
+    page.wait_for_function("document.querySelector('[data-panel=cmp-side] .legend').textContent.includes('recorded step 3')")
+    page.wait_for_timeout(300)
     page.screenshot(path=str(ART / "compare.png"), full_page=True)
 
 
