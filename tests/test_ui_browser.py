@@ -83,6 +83,12 @@ def test_runs_page_lists_runs_and_filters(page, server):
     page.screenshot(path=str(ART / "runs-light.png"))
     page.fill("#filter", "digits")
     assert page.locator("tr[data-run]").count() == 1
+    page.fill("#filter", "")
+    # a run that appears in the folder shows up without a reload
+    page.evaluate("window.__noReload = 1")
+    synthetic_run(server.app.state.root.root / "late-arrival", 3)
+    page.wait_for_selector("tr[data-run=late-arrival]", timeout=5000)
+    assert page.evaluate("window.__noReload") == 1
 
 
 def test_slider_changes_the_step_everywhere_and_the_drawn_pixels(page, server):

@@ -147,7 +147,8 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
         rows = []
         for name in root.find():
             try:
-                rows.append(_data.run_summary(name, cache.get(name)))
+                row = cache.memo(name, "summary", lambda r, n=name: _data.run_summary(n, r))
+                rows.append({**row, "status": cache.get(name).status})   # a writer may have died
             except Exception as exc:
                 rows.append({"id": name, "name": name, "status": "error", "error": str(exc)})
         return _json({"root": str(root.root), "runs": rows})
@@ -157,7 +158,10 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
 
     async def run(request):
         name = request.query_params.get("run", "")
-        return await call(lambda: _json(cache.memo(name, "detail", lambda r: _data.run_detail(name, r))))
+        def work():
+            detail = cache.memo(name, "detail", lambda r: _data.run_detail(name, r))
+            return _json({**detail, "status": cache.get(name).status})   # a writer may have died
+        return await call(work)
 
     async def metrics(request):
         def work():
@@ -246,14 +250,16 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             known = None
             yield "retry: 1000\n\n"
             idle = 0.0
+            ticks = -1
             while not stopping.is_set() and not await request.is_disconnected():
+                ticks += 1
                 try:
                     if name:
                         msg = await run_in_threadpool(lambda: _data.updates_since(cache.get(name), sent))
                         if msg is not None:
                             yield f"event: update\ndata: {json.dumps(msg, default=_default)}\n\n"
                             idle = 0.0
-                    else:
+                    elif ticks % 4 == 0:   # the folder is walked once a second
                         state = await run_in_threadpool(runs_state)
                         if known is not None and state != known:
                             changed = [k for k in state if state[k] != known.get(k)]
