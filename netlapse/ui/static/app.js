@@ -147,7 +147,7 @@ async function runsPage() {
         sparks.append(el("div", {}, el("span", { class: "lbl" }, `${name} ${Charts.fmt(s.value[s.value.length - 1])}`), c));
         requestAnimationFrame(() => Charts.spark(c, s.step, s.value, Charts.PALETTE[k]));
       });
-      if (r.error) sparks.append(el("span", { class: "muted mono" }, r.error.slice(0, 90)));
+      if (r.error) sparks.append(el("span", { class: "muted mono", title: r.error }, r.error.length > 110 ? r.error.slice(0, 109) + "…" : r.error));
       return el("tr", { "data-run": r.id }, el("td", {}, box),
         el("td", { class: "name" }, el("a", { href: `#/run/${encodeURIComponent(r.id)}` }, r.id)),
         el("td", {}, badge(r.status)), el("td", { class: "num" }, r.last_step ?? "–"),

@@ -188,7 +188,7 @@ const Charts = (() => {
     let rows = shape.length >= 2 ? shape[0] : 1;
     let cols = shape.length >= 2 ? shape.slice(1).reduce((a, b) => a * b, 1) : shape[0] || 1;
     const side = Math.round(Math.sqrt(cols));
-    if (shape.length === 2 && side * side === cols && side >= 4 && rows >= 2 && rows <= 4096) {
+    if (shape.length === 2 && side * side === cols && side >= 5 && rows >= 2 && rows <= 4096) {
       let gx = Math.ceil(Math.sqrt(rows * 2));   // about twice as wide as high...
       for (let g = Math.ceil(Math.sqrt(rows)); g <= gx; g++) if (rows % g === 0) { gx = g; break; }   // ...with no gaps if a divisor allows
       const gy = Math.ceil(rows / gx);
