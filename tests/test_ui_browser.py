@@ -18,7 +18,7 @@ pytest.importorskip("starlette")
 playwright = pytest.importorskip("playwright.sync_api")
 
 from netlapse.ui import Dashboard  # noqa: E402
-from ui_runs import digits_run, synthetic_run, weight_at  # noqa: E402
+from ui_runs import digits_run, hidden_run, synthetic_run, weight_at  # noqa: E402
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
@@ -36,6 +36,7 @@ def runs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     synthetic_run(root / "synthetic", STEPS)
     digits_run(root / "mnist-like" / "digits-mlp", steps=120)
+    hidden_run(root / "geometry" / "hidden")
     (root / "broken").mkdir()
     (root / "broken" / "run.json").write_text('{"format_version": 1, "na')
     return root
@@ -75,7 +76,7 @@ def test_runs_page_lists_runs_and_filters(page, server):
     page.goto(server.url)
     _ready(page, "runs")
     ids = page.locator("tr[data-run]").evaluate_all("rows => rows.map(r => r.dataset.run)")
-    assert ids == ["broken", "mnist-like/digits-mlp", "synthetic"]
+    assert ids == ["broken", "geometry/hidden", "mnist-like/digits-mlp", "synthetic"]
     assert page.locator("tr[data-run=synthetic] .badge").inner_text() == "finished"
     assert page.locator("tr[data-run=broken] .badge").inner_text() == "error"
     assert page.locator("tr[data-run=synthetic] td.num").inner_text() == str(STEPS - 1)
@@ -134,6 +135,19 @@ def test_run_page_screenshots_light_and_dark(browser, server):
         bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
         assert (bg == "rgb(20, 23, 29)") == (scheme == "dark")
         ctx.close()
+
+
+def test_hidden_space_view_follows_the_slider(page, server, runs_dir):
+    page.goto(server.url + "#/run/geometry/hidden")
+    _ready(page, "run")
+    probe = page.locator("[data-panel=probe]")
+    assert probe.locator("h2").text_content() == "Hidden space · probe/h"
+    page.wait_for_function("document.querySelector('[data-panel=probe]').dataset.drawn == '5'")
+    before = probe.locator("canvas").evaluate("c => c.toDataURL()")
+    page.locator("#slider").fill("1")
+    page.wait_for_function("document.querySelector('[data-panel=probe]').dataset.drawn == '1'")
+    assert probe.locator("canvas").evaluate("c => c.toDataURL()") != before
+    page.screenshot(path=str(ART / "run-hidden.png"), full_page=True)
 
 
 def test_compare_overlays_metrics_and_shows_tensors_side_by_side(page, server):

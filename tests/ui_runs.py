@@ -93,3 +93,20 @@ def sine_run(path, steps: int = 200) -> None:
             opt.step()
             run.log(loss=loss.item())
         w.close()
+
+
+def hidden_run(path, steps: int = 6) -> None:
+    """A run whose probe has 2-D inputs and a 2-unit layer: the hidden-space view."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.float32)
+    with nl.Run(path, config={"probe_layout": {"hidden": "probe/h"}}) as run:
+        run.record_array("inputs/probe", x, step=0, kind="inputs")
+        run.record_array("inputs/probe_target", y, step=0, kind="inputs")
+        for k in range(steps):
+            run.step = k
+            angle = 0.3 * k
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+            run.record_array("probe/h", np.tanh(x @ rot * (1 + k)))
+            run.record_array("probe/out", np.tanh(x[:, :1] * x[:, 1:]) * k)
+            run.log(loss=1.0 / (1 + k))

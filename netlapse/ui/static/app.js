@@ -234,7 +234,7 @@ function weightPanel(view) {
   const size = (s) => s.shape.reduce((a, b) => a * b, 1);
   cands.sort((a, b) => (a.kind === "weights" ? 0 : 1) - (b.kind === "weights" ? 0 : 1) || size(b) - size(a));
   const sel = el("select", { id: "weight-stream" }, ...cands.map((s) => el("option", { value: s.name }, s.name)));
-  const p = panel("Weight image", { key: "weights", controls: [sel] });
+  const p = panel(cands[0].kind === "weights" ? "Weight image" : "Tensor image", { key: "weights", controls: [sel] });
   const canvas = el("canvas", { id: "weight-canvas" });
   const cbar = el("canvas");
   const lo = el("span"), hi = el("span"), note = el("div", { class: "muted", style: "font-size:12px;text-align:center;margin-top:4px" });
@@ -307,6 +307,12 @@ function profilePanel(view) {
         return { label: kind, color: colors[kind], values: names.map((n) => by[n] ?? null) };
       });
       const used = names.filter((n, i) => series.some((s) => s.values[i] !== null));
+      if (!used.length) {
+        c.style.display = "none";
+        legend.textContent = "No weights, gradients or activations recorded in this run.";
+        p.dataset.drawn = step;
+        return;
+      }
       const idx = used.map((n) => names.indexOf(n));
       Charts.bars(c, used, series.map((s) => ({ ...s, values: idx.map((i) => s.values[i]) })));
       legend.replaceChildren(...series.map((s) => el("span", {}, el("i", { style: `background:${s.color}` }), `mean |${s.label}|`)));
