@@ -230,7 +230,8 @@ def test_tensor_neighbours_and_colour_codes(client):
     scale = float(codes.headers["x-scale"])
     w = [weight_at(k).astype(np.float64) for k in range(STEPS)]
     assert scale == pytest.approx(max(min(np.abs(x).max(), 4 * np.sqrt((x ** 2).mean())) for x in w), rel=1e-6)
-    want = np.clip(np.floor(127.5 + w[7] * (127.5 / scale) + 0.5), 0, 255)
+    c = np.float32(127.5 / scale)
+    want = np.clip(np.floor(weight_at(7) * c + np.float32(128)), 0, 255)
     np.testing.assert_array_equal(got, want.astype(np.uint8))
     assert got.min() < 64 and got.max() > 192            # the scale is used, not a flat image
     assert client.get("/api/tensor", params={**params, "as": "png"}).status_code == 422

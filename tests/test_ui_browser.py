@@ -109,12 +109,13 @@ def test_slider_changes_the_step_everywhere_and_the_drawn_pixels(page, server):
     absmax = float(page.evaluate("""() => fetch('/api/tensor?run=synthetic&stream=weights%2Ffc1.weight&step=5')
         .then(r => r.headers.get('X-Scale'))"""))
     got = canvas.evaluate("c => Array.from(c.getContext('2d').getImageData(0, 0, 1, 1).data)")
-    k = int(min(255, max(0, np.floor(127.5 + float(w[0, 0]) * (127.5 / absmax) + 0.5))))
+    c = np.float32(127.5 / absmax)   # the colour code formula of docs/http_api.md
+    k = int(np.clip(np.floor(w[0, 0] * c + np.float32(128)), 0, 255))
     lut = page.evaluate(f"Array.from(Charts.DIVERGING.slice({3 * k}, {3 * k + 3}))")
     assert got[:3] == lut
     # unit 1 sits in the next 8x8 tile: its top-left pixel is w[1, 0]
     got1 = canvas.evaluate("c => Array.from(c.getContext('2d').getImageData(9, 0, 1, 1).data)")
-    k1 = int(min(255, max(0, np.floor(127.5 + float(w[1, 0]) * (127.5 / absmax) + 0.5))))
+    k1 = int(np.clip(np.floor(w[1, 0] * c + np.float32(128)), 0, 255))
     assert got1[:3] == page.evaluate(f"Array.from(Charts.DIVERGING.slice({3 * k1}, {3 * k1 + 3}))")
     # the probe view draws the stored probe output of the same step
     page.wait_for_function("document.querySelector('[data-panel=probe]').dataset.drawn == '5'")

@@ -207,7 +207,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             if form not in ("f32", "u8"):
                 raise ValueError("as= must be f32 (float32 values) or u8 (colour codes)")
             if form == "u8":
-                arr = _tensors.colour_codes(arr, scale)
+                arr = _tensors.codes_at(reader, name, step, arr, scale)
             return _binary(arr, {"X-Step": step, "X-Prev-Step": "" if prev_step is None else prev_step,
                                  "X-Next-Step": "" if next_step is None else next_step,
                                  "X-Absmax": repr(absmax), "X-Scale": repr(scale)})

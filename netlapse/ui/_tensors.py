@@ -10,7 +10,7 @@ import numpy as np
 
 from .._stats import HIST_BINS, STAT_NAMES
 
-__all__ = ["heatmap", "tensor_at", "abs_max", "colour_scale", "colour_codes", "ROWS"]
+__all__ = ["heatmap", "tensor_at", "codes_at", "abs_max", "colour_scale", "colour_codes", "ROWS"]
 
 
 def heatmap(reader, stream: str, max_rows: int = 400, bins: int = HIST_BINS):
@@ -111,13 +111,30 @@ def tensor_at(reader, stream: str, step: int):
     return int(steps[i]), _row_values(reader, s, i), prev_step, next_step
 
 
-def colour_codes(arr: np.ndarray, absmax: float) -> np.ndarray:
-    """uint8 codes of a diverging colour scale on [-absmax, absmax] (128 = 0; NaN -> 128):
-    what the image panel draws, a quarter of the float32 bytes."""
-    x = np.asarray(arr, np.float64)
-    k = np.floor(127.5 + x * (127.5 / absmax if absmax > 0 else 0.0) + 0.5)
-    k = np.where(np.isnan(k), 128, k)
-    return np.clip(k, 0, 255).astype(np.uint8)
+def colour_codes(arr: np.ndarray, scale: float) -> np.ndarray:
+    """uint8 codes of a diverging colour scale on [-scale, scale]: ``floor(x * c + 128)`` in
+    float32 with ``c = float32(127.5 / scale)``, clipped to 0..255 (0 -> 128, NaN -> 128).
+    What the image panel draws, a quarter of the float32 bytes."""
+    c = np.float32(127.5 / scale if scale > 0 else 0.0)
+    y = np.multiply(np.asarray(arr, np.float32), c)
+    y += np.float32(128.0)
+    np.floor(y, out=y)
+    np.clip(y, 0, 255, out=y)
+    codes = y.astype(np.uint8)
+    nan = np.isnan(y)
+    if nan.any():
+        codes[nan] = 128
+    return codes
+
+
+def codes_at(reader, stream: str, step: int, values: np.ndarray, scale: float) -> np.ndarray:
+    """``colour_codes(values, scale)`` of a recorded step, kept in the row cache."""
+    key = (str(reader.path), reader.manifest.get("created"), stream, "u8", step, scale)
+    hit = ROWS.get(key)
+    if hit is None:
+        hit = colour_codes(values, scale)
+        ROWS.put(key, hit)
+    return hit
 
 
 def colour_scale(reader, stream: str) -> float:

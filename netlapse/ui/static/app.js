@@ -111,9 +111,15 @@ class FrameCache {
     return f;
   }
   async get(step) { return this.find(step) || (this.ahead && (await this.ahead, this.find(step))) || this.fetch(step); }
-  prefetch(step) {
-    if (step === null || this.ahead || this.find(step)) return;
-    this.ahead = this.fetch(step).catch(() => null).finally(() => { this.ahead = null; });
+  /* fetch the frame at `step` and then `depth - 1` more in the same direction, one at a time */
+  prefetch(step, depth = 3, forward = true) {
+    if (step === null || depth <= 0 || this.ahead) return;
+    const have = this.find(step);
+    if (have) { this.prefetch(forward ? have.next : have.prev, depth - 1, forward); return; }
+    this.ahead = this.fetch(step).catch(() => null).then((f) => {
+      this.ahead = null;
+      if (f) this.prefetch(forward ? f.next : f.prev, depth - 1, forward);
+    });
   }
   dropOpenEnded() { this.frames = this.frames.filter((f) => f.next !== null); }
 }
@@ -253,7 +259,8 @@ function weightPanel(view) {
       note.textContent = `${sel.value}  ·  shape ${f.shape.join("×")}${L.tiles ? `  ·  one ${L.side}×${L.side} tile per output unit` : ""}  ·  recorded step ${f.step}`;
       p.stepLabel.textContent = `step ${f.step}`;
       p.dataset.drawn = f.step;
-      cache.prefetch(shown !== null && f.step < shown ? f.prev : f.next);
+      const back = shown !== null && f.step < shown;
+      cache.prefetch(back ? f.prev : f.next, 3, !back);
       shown = f.step;
     } catch (e) {
       p.body.replaceChildren(errorCard("Cannot load this tensor", e.message));
