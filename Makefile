@@ -19,7 +19,7 @@ $(VENV)/.torch: | $(PY)
 	touch $@
 
 $(VENV)/.deps-demo: pyproject.toml $(VENV)/.torch
-	$(PIP) install -q -e ".[torch,viz]"
+	$(PIP) install -q -e ".[demo]"
 	$(PY) scripts/check_torch.py
 	touch $@
 

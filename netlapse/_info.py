@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CorruptRunError
 from .store.reader import RunReader
 
-__all__ = ["describe_run", "first_nonfinite"]
+__all__ = ["describe_run", "inspect_run", "first_nonfinite"]
 
 
 def _size_on_disk(path: Path) -> int:
@@ -42,7 +43,11 @@ def first_nonfinite(run: RunReader) -> tuple[int, str] | None:
     best = None
     for name in run.streams():
         s = run[name]
-        bad = np.nonzero(s.stats_array[:, 7] > 0)[0] if s.length else []
+        try:
+            bad = np.nonzero(s.stats_array[:, 7] > 0)[0] if s.length else []
+        except CorruptRunError:
+            continue   # reported by inspect_run
+
         if len(bad):
             cand = (int(s.steps[bad[0]]), name)
             best = cand if best is None or cand < best else best
@@ -50,8 +55,20 @@ def first_nonfinite(run: RunReader) -> tuple[int, str] | None:
 
 
 def describe_run(path) -> str:
+    """The ``netlapse info`` text (damaged streams are marked in the table)."""
+    return inspect_run(path)[0]
+
+
+def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
+    """``(text, problems)``: the info table, and one message per damaged file found.
+
+    ``check=True`` also decodes every committed chunk (reads the whole run).
+    """
     run = RunReader(path)
+    problems: list[str] = []
     lines = [f"run      {run.path}", f"status   {run.status}"]
+    if run.manifest.get("error"):
+        lines.append(f"error    recording stopped: {run.manifest['error']}")
     fw = run.manifest.get("framework") or {}
     if fw:
         lines.append(f"framework {fw.get('name')} {fw.get('version')}")
@@ -60,7 +77,11 @@ def describe_run(path) -> str:
         lines.append(f"model    {model.get('type')} with {model.get('total_params', 0):,} parameters")
     if run.config:
         lines.append("config   " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
-    lines.append(f"steps    last recorded step {run.last_step()}; writer wait {run.waited_s:.2f} s")
+    try:
+        last = str(run.last_step())
+    except CorruptRunError:
+        last = "unknown (damaged files, below)"
+    lines.append(f"steps    last recorded step {last}; writer wait {run.waited_s:.2f} s")
     bad = first_nonfinite(run)
     if bad:
         lines.append(f"WARNING  first NaN/Inf at step {bad[0]} in {bad[1]}")
@@ -68,13 +89,28 @@ def describe_run(path) -> str:
     data = run.path / "data"
     for name in run.streams():
         s = run[name]
+        try:
+            steps = _steps_text(s.steps)
+            s.stats_array
+        except CorruptRunError as exc:
+            steps = "DAMAGED"
+            problems.append(str(exc))
         rows.append((name, s.kind, s.capture, "x".join(map(str, s.shape)) or "scalar", s.dtype,
-                     _steps_text(s.steps), _human(_size_on_disk(data / name))))
+                     steps, _human(_size_on_disk(data / name))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines.append("")
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    metrics = run.metrics
+    try:
+        metrics = run.metrics
+    except CorruptRunError as exc:
+        problems.append(str(exc))
+        metrics = []
+    if check:
+        from ._progress import progress
+
+        with progress(desc="checking chunks", unit="array") as bar:
+            problems += [p for p in run.verify(bar) if p not in problems]
     if len(metrics):
         lines.append("")
         lines.append(f"metrics  {len(metrics)} steps")
@@ -83,4 +119,4 @@ def describe_run(path) -> str:
             if len(vals):
                 lines.append(f"  {col}: first {vals.iloc[0]:.6g}, last {vals.iloc[-1]:.6g}, "
                              f"min {vals.min():.6g}, max {vals.max():.6g}")
-    return "\n".join(lines)
+    return "\n".join(lines), problems

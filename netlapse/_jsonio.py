@@ -16,15 +16,29 @@ def write_json_atomic(path: Path, obj) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = json.dumps(obj, indent=1, allow_nan=True, default=_jsonable)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:   # a full disk leaves a partial temporary file: remove it, keep the old file
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def read_json(path: Path) -> dict:
     """Read a JSON object; a missing file raises FileNotFoundError, a malformed one CorruptRunError."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CorruptRunError(f"{path} is not valid JSON (it holds binary bytes); the file is "
+                              "damaged. Restore it or remove the run.") from None
+    if not text.strip():
+        raise CorruptRunError(f"{path} is empty (truncated); the file is damaged. Restore it "
+                              "or remove the run.")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -129,16 +129,19 @@ class Pipeline:
         self.pool = BufferPool(buffers_per_stream, alloc)
         self.flush_every = flush_every
         self._flush_gap = flush_every   # grows when commits are slow; see _flush
-        self._queue = queue.SimpleQueue()   # C-level put/get: cheap on the training thread
+        self._queue: queue.Queue = queue.Queue()
         self._writer_factory = writer_factory
         self._on_commit = on_commit or (lambda: {})
         self._error: BaseException | None = None
-        self._stop = threading.Event()
+        self._abort = threading.Event()   # set when close() gives up: write and commit nothing more
+        self._beat = time.monotonic()      # the writer's last sign of progress
         self._closed = False
         self._batches: dict[str, _StreamBatch] = {}
         self._metric_steps: list[int] = []
         self._metric_rows: list[dict] = []
         self.last_committed_step: dict[str, int] = {}
+        self._in_write: dict[str, list] = {}   # steps appended by the current flush, not committed
+        self.stall_timeout = 300.0         # a writer with no progress this long is reported as failed
         self._thread = threading.Thread(target=self._run, name="netlapse-writer", daemon=True)
         self._ready = threading.Event()
         self._thread.start()
@@ -158,9 +161,19 @@ class Pipeline:
         self.raise_if_failed()
         if self._closed:
             raise RecordingError("this run is closed; open a new Run (or Run(..., resume=True)).")
-        slot, buf = self.pool.acquire(name, shape, dtype, self.raise_if_failed)
+        slot, buf = self.pool.acquire(name, shape, dtype, self._check_alive)
         ready = fill(buf)
         self._queue.put(_Capture(name, step, meta, slot, buf, full, ready))
+
+    def _check_alive(self) -> None:
+        """While the training thread waits for a buffer: surface a failed or stalled writer."""
+        self.raise_if_failed()
+        stalled = time.monotonic() - self._beat
+        if stalled > self.stall_timeout and self._thread.is_alive():
+            self._abort.set()
+            raise RecordingError(
+                f"netlapse's background writer made no progress for {stalled:.0f} s (is the disk "
+                f"hanging?). {self.pending_summary()}")
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         self.raise_if_failed()
@@ -169,26 +182,59 @@ class Pipeline:
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything submitted so far is committed to disk."""
         done = threading.Event()
+        self._beat = time.monotonic()   # an idle writer is not a stalled one: time from now
         self._queue.put(("flush", done))
         self._wait(done, timeout)
         self.raise_if_failed()
 
     def close(self, timeout: float = 60.0) -> None:
+        """Flush and stop the writer. ``timeout``: seconds without progress before giving up."""
         if self._closed:
             return
         self._closed = True
         done = threading.Event()
+        self._beat = time.monotonic()
         self._queue.put(("close", done))
         self._wait(done, timeout)
         self._thread.join(timeout=1.0)
         self.raise_if_failed()
 
     def _wait(self, done: threading.Event, timeout: float | None) -> None:
-        if not done.wait(timeout):
-            pending = self._queue.qsize()
-            raise RecordingError(
-                f"netlapse's writer did not finish within {timeout:.0f} s; about {pending} queued "
-                "items were not written. Steps committed before are intact on disk.")
+        """Wait for ``done`` while the writer makes progress; give up after ``timeout`` s without."""
+        while not done.wait(0.05 if timeout is None else min(0.05, timeout)):
+            if self._error is not None and not self._thread.is_alive():
+                return   # the writer died; raise_if_failed reports why
+            if timeout is not None and time.monotonic() - self._beat > timeout:
+                summary = self.pending_summary()   # before abort: what is queued or batched now
+                self._abort.set()
+                raise RecordingError(
+                    f"netlapse's writer made no progress for {timeout:.0f} s (is the disk hanging "
+                    f"or very slow?); gave up waiting. {summary}")
+
+    def writer_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def pending_summary(self) -> str:
+        """Which steps of which streams are queued or batched but not committed (for messages)."""
+        with self._queue.mutex:
+            items = list(self._queue.queue)
+        pending: dict[str, list[int]] = {n: list(s) for n, s in list(self._in_write.items())}
+        for name, batch in list(self._batches.items()):
+            if batch.steps:
+                pending.setdefault(name, []).extend(batch.steps)
+        for item in items:
+            if isinstance(item, _Capture):
+                pending.setdefault(item.name, []).append(item.step)
+            elif isinstance(item, tuple) and item[0] == "metrics":
+                pending.setdefault("metrics", []).append(item[1])
+        if self._metric_steps:
+            pending.setdefault("metrics", []).extend(self._metric_steps)
+        if not pending:
+            return "Nothing was left unwritten; steps committed before are intact on disk."
+        parts = [f"{n} steps {min(s)}..{max(s)} ({len(s)})" for n, s in sorted(pending.items())]
+        more = f" and {len(parts) - 6} more streams" if len(parts) > 6 else ""
+        return ("Not written: " + "; ".join(parts[:6]) + more +
+                ". Steps committed before are intact on disk.")
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
@@ -205,6 +251,11 @@ class Pipeline:
                 item = self._queue.get(timeout=self.flush_every)
             except queue.Empty:
                 item = None
+            self._beat = time.monotonic()
+            if self._abort.is_set():
+                self._error = self._error or RecordingError("recording was abandoned by close()")
+                self._drain_after_error(item)
+                return
             try:
                 if isinstance(item, _Capture):
                     self._take(item)
@@ -223,19 +274,25 @@ class Pipeline:
                     last_flush = time.monotonic()
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
                 self._error = exc
+                if isinstance(item, tuple) and item[0] in ("flush", "close"):
+                    item[1].set()          # the flush or close that failed: wake its waiter
+                    if item[0] == "close":
+                        return
                 self._drain_after_error()
                 return
 
-    def _drain_after_error(self) -> None:
+    def _drain_after_error(self, item=None) -> None:
         """After a failure: release buffers and wake waiters so the training thread never hangs."""
         while True:
-            item = self._queue.get()
+            if item is None:
+                item = self._queue.get()
             if isinstance(item, _Capture):
                 self.pool.release(item.slot, item.buf)
             elif isinstance(item, tuple) and item[0] in ("flush", "close"):
                 item[1].set()
                 if item[0] == "close":
                     return
+            item = None
 
     def _take(self, cap: _Capture) -> None:
         if cap.ready is not None:
@@ -277,6 +334,8 @@ class Pipeline:
 
     def _commit_pending(self) -> None:
         wrote = False
+        ends: dict[str, int] = {}
+        self._in_write = {}
         for name, batch in self._batches.items():
             k = len(batch.steps)
             if not k:
@@ -287,7 +346,9 @@ class Pipeline:
                 name, batch.meta, np.asarray(batch.steps, np.int64),
                 np.asarray(batch.stats, np.float64).reshape(k, N_STATS),
                 np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), None)
-            self.last_committed_step[name] = batch.steps[-1]
+            ends[name] = batch.steps[-1]
+            self._in_write[name] = list(batch.steps)
+            self._beat = time.monotonic()
             batch.steps.clear(), batch.stats.clear(), batch.hist.clear()
             batch.written = 0
             wrote = True
@@ -299,4 +360,8 @@ class Pipeline:
             self._metric_steps, self._metric_rows = [], []
             wrote = True
         if wrote:
+            if self._abort.is_set():   # close() gave up and told the user what is not written
+                raise RecordingError("recording was abandoned by close()")
             self.writer.commit(waited_s=self.pool.waited_s, **self._on_commit())
+            self.last_committed_step.update(ends)   # only once the commit is on disk
+        self._in_write = {}

@@ -149,20 +149,29 @@ class Run:
 
     def _guarded(self, fn, *args) -> None:
         if self._failed is not None:
-            return
+            return   # recording stopped; it was reported once, training goes on
         try:
             fn(*args)
         except RecordingError as exc:
             self._fail(exc)
 
-    def _fail(self, exc: BaseException) -> None:
-        self._failed = exc
-        if self.on_error == "raise":
-            raise exc
+    def _fail(self, exc: RecordingError) -> None:
+        """Recording failed: stop recording and tell the user once (warning, or raise)."""
+        with self._lock:
+            if self._failed is not None:
+                return
+            self._failed = exc
         saved = self._pipeline.last_committed_step
         last = max(saved.values()) if saved else None
-        warnings.warn(f"netlapse stopped recording to {self.path}: {exc.__cause__ or exc}. "
-                      f"Training goes on; the last step saved is {last}.",
+        last_text = (f"the last step saved is {last}" if last is not None
+                     else "no step was saved")
+        cause = exc.__cause__
+        reason = (f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)).rstrip(". ")
+        message = (f"netlapse stopped recording to {self.path}: {reason}. {last_text[0].upper()}"
+                   f"{last_text[1:]}; everything saved up to it is intact and readable.")
+        if self.on_error == "raise":
+            raise RecordingError(message) from exc
+        warnings.warn(message + " Training goes on (pass on_error=\"raise\" to stop instead).",
                       RuntimeWarning, stacklevel=4)
 
     @property
@@ -172,26 +181,56 @@ class Run:
 
     def flush(self) -> None:
         """Block until everything recorded so far is committed to disk."""
-        self._guarded(self._pipeline.flush)
+        self._guarded(self._pipeline.flush, self._pipeline.stall_timeout)
 
-    def close(self) -> None:
-        """Close watchers, flush everything, mark the run finished."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Close watchers, flush everything, mark the run finished.
+
+        Never hangs: if the background writer makes no progress for ``timeout`` seconds, close
+        gives up and reports (warning, or ``RecordingError`` with ``on_error="raise"``) which
+        steps were not written; everything committed before stays intact.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         for watcher in list(self.watchers):
             watcher.close()
+        error = None
         try:
-            self._pipeline.close()
+            if self._failed is None:
+                self._pipeline.close(timeout)
+            else:
+                self._pipeline.close(min(timeout, 1.0))
         except RecordingError as exc:
-            self._fail(exc)
-        status = "finished" if self._failed is None else "failed"
-        try:
-            self._manifest.update(status=status, closed=time.time())
-        except OSError as exc:
-            warnings.warn(f"netlapse could not mark {self.path} as closed: {exc}", RuntimeWarning)
+            error = exc
         _OPEN_RUNS.discard(self)
+        self._mark_closed(self._failed or error, hung=self._pipeline.writer_alive())
+        if error is not None:
+            self._fail(error)
+
+    def _mark_closed(self, error: BaseException | None, hung: bool) -> None:
+        """Write the final status to run.json; bounded wait when the disk may be hanging."""
+        failed = error is not None
+        status = "failed" if failed else "finished"
+        fields = {"status": status, "closed": time.time()}
+        if failed:
+            fields["error"] = str(error.__cause__ or error)
+
+        def write():
+            try:
+                self._manifest.update(**fields)
+            except OSError as exc:
+                if not failed:   # a failure was (or is about to be) reported already
+                    warnings.warn(f"netlapse could not mark {self.path} as {status}: {exc}",
+                                  RuntimeWarning, stacklevel=4)
+
+        if not hung:
+            write()
+            return
+        t = threading.Thread(target=write, name="netlapse-close", daemon=True)
+        t.start()
+        t.join(1.0)
 
     def __enter__(self) -> "Run":
         return self

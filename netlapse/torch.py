@@ -123,9 +123,13 @@ class Watcher:
     def _split_probe(probe):
         if probe is None:
             return None, None
-        if isinstance(probe, (tuple, list)) and len(probe) == 2:
-            return probe[0], probe[1]
-        return probe, None
+        x, y = (probe[0], probe[1]) if isinstance(probe, (tuple, list)) and len(probe) == 2 else (probe, None)
+        for what, t in (("probe", x), ("probe target", y)):
+            if t is not None and not isinstance(t, torch.Tensor):
+                raise NetlapseError(
+                    f"the {what} must be a torch.Tensor batch, got {type(t).__name__}. Pass "
+                    "probe=x or probe=(x, y) with tensors, e.g. probe=torch.as_tensor(x[:64]).")
+        return x, y
 
     def _run_probe_forward(self):
         """Run the model on the probe: eval mode, no grad; restore every module's mode."""

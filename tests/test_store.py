@@ -1,7 +1,4 @@
 """The store's commit protocol: readers see whole steps only, during writing and after a crash."""
-import os
-import random
-import signal
 import subprocess
 import sys
 import time
@@ -61,18 +58,27 @@ def test_reader_polling_while_writer_appends(tmp_path):
     assert nl.open_run(path).status == "finished"
 
 
-@pytest.mark.parametrize("trial", range(10))
-def test_sigkill_leaves_every_committed_step_exact(tmp_path, trial):
-    rng = random.Random(trial)
-    path = tmp_path / f"crash{trial}"
-    proc = start_writer(path)
-    proc.stdout.readline()
-    time.sleep(rng.uniform(0.05, 0.8))
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    r = nl.open_run(path)
-    assert r.status == "not closed"
-    check_committed(path)
+@pytest.mark.parametrize("seed", range(6))
+def test_sigkill_committed_steps_equal_the_childs_own_log(tmp_path, seed):
+    """benchmarks/crash.py's harness (50 trials there): arrays and real torch training children
+    fsync what they record to their own log first; every committed entry must equal it, the run
+    must say it was not closed (also in `netlapse info`), and it must resume."""
+    crash = _crash_module()
+    res = crash.run_trial(tmp_path, seed, max_delay=1.0)
+    # killed: "not closed", or "finished" when the kill came after close() (then check_run
+    # also required every logged entry to be committed); not killed: it finished on its own
+    assert res["status"] == "finished" or res["killed"]
+    assert res["committed"] + res["in_flight"] == res["logged"]
+
+
+def _crash_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "netlapse_crash_harness", Path(__file__).parent.parent / "benchmarks" / "crash.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def test_open_errors(tmp_path):

@@ -83,12 +83,15 @@ class Stream:
     def _array(self, key: str):
         return self._reader._array(f"{self.name}/{key}")
 
+    def _read(self, key: str, sel):
+        return self._reader._read(f"{self.name}/{key}", sel, self.length)
+
     @cached_property
     def steps(self) -> np.ndarray:
         """The recorded steps, ascending."""
         if self.length == 0:
             return np.zeros(0, np.int64)
-        return np.asarray(self._array("steps")[: self.length], dtype=np.int64)
+        return np.asarray(self._read("steps", slice(0, self.length)), dtype=np.int64)
 
     def index(self, step: int) -> int:
         steps = self.steps
@@ -109,24 +112,24 @@ class Stream:
             raise StreamNotFoundError(
                 f"{self.name} was captured as {self.capture!r}, so only its stats and histograms "
                 "are stored. Record it with capture \"full\" to get tensors back.")
-        return np.asarray(self._array("values")[self.index(step)])
+        return np.asarray(self._read("values", self.index(step)))
 
     def history(self, steps=None) -> np.ndarray:
         """All recorded tensors stacked as ``(T, *shape)`` (or those at ``steps``)."""
         if self.capture != "full":
             raise StreamNotFoundError(f"{self.name} holds stats only (capture {self.capture!r}).")
-        values = self._array("values")
         if steps is None:
-            return np.asarray(values[: self.length])
+            return np.asarray(self._read("values", slice(0, self.length)))
         idx = [self.index(int(s)) for s in steps]
-        return np.stack([np.asarray(values[i]) for i in idx]) if idx else np.zeros((0,) + self.shape)
+        return (np.stack([np.asarray(self._read("values", i)) for i in idx]) if idx
+                else np.zeros((0,) + self.shape))
 
     @cached_property
     def stats_array(self) -> np.ndarray:
         """``(T, 8)`` float64, columns as ``netlapse._stats.STAT_NAMES``."""
         if self.length == 0:
             return np.zeros((0, len(STAT_NAMES)))
-        return np.asarray(self._array("stats")[: self.length])
+        return np.asarray(self._read("stats", slice(0, self.length)))
 
     @property
     def stats(self):
@@ -140,7 +143,7 @@ class Stream:
 
     @property
     def histograms(self) -> Histograms:
-        counts = (np.asarray(self._array("hist")[: self.length]) if self.length
+        counts = (np.asarray(self._read("hist", slice(0, self.length))) if self.length
                   else np.zeros((0, HIST_BINS), np.int64))
         st = self.stats_array
         return Histograms(self.steps, counts, st[:, 2].copy(), st[:, 3].copy())
@@ -161,6 +164,11 @@ class RunReader:
     def __init__(self, path):
         self.path = Path(path)
         if not (self.path / RUN_FILE).exists():
+            if (self.path / COMMIT_FILE).exists() or (self.path / DATA_DIR).is_dir():
+                raise CorruptRunError(
+                    f"{self.path / RUN_FILE} is missing, but {self.path} holds recorded data "
+                    f"({COMMIT_FILE}, {DATA_DIR}/): the run's manifest was deleted or lost. "
+                    f"Restore {RUN_FILE} from a backup or a copy of the run.")
             hint = ""
             if self.path.is_dir():
                 runs = sorted(p.parent.name for p in self.path.glob("*/" + RUN_FILE))[:5]
@@ -184,8 +192,20 @@ class RunReader:
                 f"reads ({FORMAT_VERSION}). Upgrade netlapse: pip install -U netlapse.")
         commit_path = self.path / COMMIT_FILE
         self.commit = read_json(commit_path) if commit_path.exists() else {}
+        cversion = self.commit.get("format_version", version)
+        if not isinstance(cversion, int) or cversion > FORMAT_VERSION:
+            raise CorruptRunError(
+                f"{commit_path} has format version {cversion!r}, newer than this netlapse reads "
+                f"({FORMAT_VERSION}). Upgrade netlapse: pip install -U netlapse.")
         lengths = self.commit.get("lengths", {})
         metas = self.manifest.get("streams", {})
+        if not isinstance(lengths, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths.values()):
+            raise CorruptRunError(f"{commit_path}: 'lengths' should map stream names to step "
+                                  "counts; the file is damaged. Restore it or remove the run.")
+        if not isinstance(metas, dict) or not all(isinstance(m, dict) for m in metas.values()):
+            raise CorruptRunError(f"{self.path / RUN_FILE}: 'streams' should map stream names to "
+                                  "their descriptions; the file is damaged. Restore it.")
         self._streams = {name: Stream(self, name, metas[name], int(n))
                          for name, n in lengths.items() if name in metas}
         self._arrays.clear()
@@ -207,6 +227,62 @@ class RunReader:
                 raise CorruptRunError(f"{self.path / DATA_DIR / key} cannot be read: {exc}") from exc
             self._arrays[key] = arr
         return arr
+
+    def _read(self, key: str, sel, length: int):
+        """Rows ``sel`` (an index or a slice) of array ``key``, which must hold ``length`` rows.
+
+        A damaged chunk raises CorruptRunError naming its file; other arrays stay readable.
+        """
+        arr = self._array(key)
+        if arr.shape[0] < length:
+            raise CorruptRunError(
+                f"{self.path / DATA_DIR / key / 'zarr.json'} says {arr.shape[0]} rows but "
+                f"{COMMIT_FILE} publishes {length}; the array metadata is damaged.")
+        try:
+            return arr[sel]
+        except Exception as exc:  # noqa: BLE001 - codecs raise RuntimeError, ValueError, ...
+            rows = range(*sel.indices(length)) if isinstance(sel, slice) else [sel]
+            raise CorruptRunError(self._damage_message(key, arr, rows, exc)) from exc
+
+    def _damage_message(self, key: str, arr, rows, exc: BaseException) -> str:
+        bad = []
+        per = arr.chunks[0]
+        for ci in sorted({r // per for r in rows}):
+            lo = ci * per
+            try:
+                arr[lo: min(lo + per, arr.shape[0])]
+            except Exception:  # noqa: BLE001
+                name = arr.metadata.encode_chunk_key((ci,) + (0,) * (arr.ndim - 1))
+                bad.append(f"{self.path / DATA_DIR / key / name} (rows {lo}..{lo + per - 1})")
+        where = ", ".join(bad) if bad else str(self.path / DATA_DIR / key)
+        return (f"{where} cannot be decoded ({type(exc).__name__}: {exc}); the chunk is truncated "
+                "or corrupt. Other streams, and steps in other chunks, are still readable.")
+
+    def verify(self, bar=None) -> list[str]:
+        """Decode every committed chunk of every array; return one message per damaged file.
+
+        ``bar``: an optional tqdm progress bar, advanced once per array."""
+        keys = [(f"{n}/{k}", s.length) for n, s in self._streams.items()
+                for k in ("steps", "stats", "hist") + (("values",) if s.capture == "full" else ())
+                if s.length]
+        rows = int(self.commit.get("metric_rows", 0))
+        if rows:
+            keys.append((f"{METRICS_GROUP}/step", rows))
+            keys += [(f"{METRICS_GROUP}/{metric_key(m)}", rows) for m in self.commit.get("metric_names", [])]
+        problems = []
+        if bar is not None:
+            bar.reset(total=len(keys))
+        for key, length in keys:
+            if bar is not None:
+                bar.update(1)
+            try:
+                arr = self._array(key)
+                per = arr.chunks[0]
+                for lo in range(0, length, per):
+                    self._read(key, slice(lo, min(lo + per, length)), length)
+            except CorruptRunError as exc:
+                problems.append(str(exc))
+        return problems
 
     # ------------------------------------------------------------------ public
     @property
@@ -254,7 +330,8 @@ class RunReader:
 
     def _metric_steps(self) -> np.ndarray:
         n = int(self.commit.get("metric_rows", 0))
-        return np.asarray(self._array(f"{METRICS_GROUP}/step")[:n], np.int64) if n else np.zeros(0, np.int64)
+        return (np.asarray(self._read(f"{METRICS_GROUP}/step", slice(0, n), n), np.int64) if n
+                else np.zeros(0, np.int64))
 
     @cached_property
     def metrics(self):
@@ -265,8 +342,8 @@ class RunReader:
         names = list(self.commit.get("metric_names", []))
         data = {"step": self._metric_steps()}
         for name in names:
-            data[name] = (np.asarray(self._array(f"{METRICS_GROUP}/{metric_key(name)}")[:n], np.float64)
-                          if n else np.zeros(0))
+            data[name] = (np.asarray(self._read(f"{METRICS_GROUP}/{metric_key(name)}", slice(0, n), n),
+                                     np.float64) if n else np.zeros(0))
         df = pd.DataFrame(data)
         if len(df) and df["step"].duplicated().any():
             df = df.groupby("step", as_index=False, sort=True).last()
