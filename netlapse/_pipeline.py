@@ -3,8 +3,8 @@
 The training thread only copies a tensor into a free buffer of that stream and hands it over
 (``Pipeline.submit``). The writer thread computes stats and histograms (``summarize``, into
 reused scratch arrays), gathers steps into per-stream batches, and commits them every
-``flush_every`` seconds (less often when commits are slow, so that they take at most about 5 %
-of the writer's time), when a stream has gathered many steps, and on ``close()``. Full tensors
+``flush_every`` seconds (when that is 1 s or more, up to 5x less often when commits are slow,
+so that they take at most about 5 % of the writer's time), when a stream has gathered many steps, and on ``close()``. Full tensors
 are copied into a reused block per stream and written as soon as the block fills; they are
 published by the next commit.
 
@@ -31,7 +31,8 @@ __all__ = ["Pipeline", "BufferPool"]
 
 BATCH_BYTES = 8 << 20      # a full stream's block of steps held before it is written
 MAX_BATCH_STEPS = 256
-FLUSH_SHARE = 20          # commit at most every 20x the time the last commit took
+FLUSH_SHARE = 20          # commit at most every 20x the time the last commit took,
+MAX_GAP_FACTOR = 5        # but at least every 5 x flush_every
 MAX_PENDING_STEPS = 4096   # commit early when a stream gathers this many steps between commits
 
 
@@ -330,7 +331,11 @@ class Pipeline:
         # A commit costs about the same whatever the number of steps it carries (a few small
         # zarr writes per stream), so on a busy machine commit less often rather than let
         # commits eat the writer's time: at most about 1/FLUSH_SHARE of it goes to them.
-        self._flush_gap = max(self.flush_every, FLUSH_SHARE * (time.monotonic() - start))
+        # A flush_every under a second is a request for frequent commits: honoured exactly.
+        if self.flush_every >= 1.0:
+            took = time.monotonic() - start
+            self._flush_gap = min(MAX_GAP_FACTOR * self.flush_every,
+                                  max(self.flush_every, FLUSH_SHARE * took))
 
     def _commit_pending(self) -> None:
         wrote = False
