@@ -128,7 +128,25 @@ def summarize(x: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndar
         finite = flat[mask].astype(np.float64)
         lo, hi = finite.min(), finite.max()
         work, idx = work[:m], idx[:m]
-    return stats, _moments_and_histogram(finite, float(lo), float(hi), bins, stats, work, idx)
+    return stats, _summarize_finite(finite, float(lo), float(hi), bins, stats, work, idx)
+
+
+_SAFE_MAGNITUDE = 2.0 ** 450   # squares of values up to this, summed over 2**40 of them, stay finite
+
+
+def _summarize_finite(x64, lo: float, hi: float, bins: int, stats, work, idx) -> np.ndarray:
+    """Moments and histogram; values too large to square in float64 are scaled by an exact
+    power of two first (so the bins are the same and no sum overflows), then scaled back."""
+    big = max(abs(lo), abs(hi))
+    if big < _SAFE_MAGNITUDE:
+        return _moments_and_histogram(x64, lo, hi, bins, stats, work, idx)
+    exponent = int(np.frexp(big)[1]) - 400   # scaled maximum about 2**400: safe, and normal
+    down = np.ldexp(1.0, -exponent)
+    counts = _moments_and_histogram(x64 * down, lo * down, hi * down, bins, stats, work, idx)
+    with np.errstate(over="ignore"):   # a norm beyond float64's range is reported as inf
+        stats[[0, 1, 4, 5]] *= np.ldexp(1.0, exponent)
+    stats[2], stats[3] = lo, hi
+    return counts
 
 
 def _moments_and_histogram(x64, lo: float, hi: float, bins: int, stats, work, idx) -> np.ndarray:

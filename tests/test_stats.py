@@ -153,3 +153,22 @@ def test_counting_with_and_without_torch_loaded(monkeypatch):
     check(x)
     np.testing.assert_array_equal(with_torch[1], without[1])
     np.testing.assert_array_equal(with_torch[0], without[0])
+
+
+def test_huge_float64_values_do_not_overflow_the_moments():
+    x = np.array([1e308, 1.5e308, -1.7e308, 0.0, 3.0])
+    stats, hist = summarize(x)
+    s = dict(zip(STAT_NAMES, stats))
+    k = 2.0 ** -1024   # exact power-of-two scaling: the reference without overflow
+    scaled = x * k
+    assert np.isfinite(s["mean"]) and np.isfinite(s["std"])
+    assert s["mean"] == pytest.approx(np.mean(scaled) * 2.0 ** 1000 * 2.0 ** 24, rel=1e-12)
+    assert s["std"] == pytest.approx(np.std(scaled) * 2.0 ** 1000 * 2.0 ** 24, rel=1e-12)
+    assert s["mean_abs"] == pytest.approx(np.mean(np.abs(scaled)) * 2.0 ** 1000 * 2.0 ** 24,
+                                          rel=1e-12)
+    assert s["min"] == -1.7e308 and s["max"] == 1.5e308
+    assert s["norm"] == np.inf   # the true L2 norm (~2.5e308) is beyond float64
+    lo, hi = -1.7e308 * k, 1.5e308 * k
+    want = np.bincount(np.minimum(np.floor((x * k - lo) * (HIST_BINS / (hi - lo))).astype(int),
+                                  HIST_BINS - 1), minlength=HIST_BINS)
+    np.testing.assert_array_equal(hist, want)
