@@ -34,9 +34,12 @@ class _Links(HTMLParser):
 
 @pytest.fixture(scope="module")
 def quick_tour(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
-    return out
+    """The quick tour, given a relative --out as a user typing `netlapse demo` would."""
+    base = tmp_path_factory.mktemp("demo")
+    out = subprocess.run([sys.executable, "-m", "netlapse", "demo", "--quick", "--out", "tour"],
+                         cwd=base, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return base / "tour"
 
 
 def test_gallery_references_existing_pictures(quick_tour):

@@ -41,7 +41,7 @@ def tour(scenes: list[str] | None = None, out="netlapse-demo", quick: bool = Fal
     from .._jsonio import write_json_atomic
     from .gallery import write_gallery
 
-    out = Path(out)
+    out = Path(out).resolve()   # scenes return absolute run paths; the gallery links relative ones
     names = scenes or list(SCENES)
     modules = [load_scene(n) for n in names]   # fail on a bad name before training anything
     out.mkdir(parents=True, exist_ok=True)
