@@ -4,10 +4,19 @@ Only the writer thread calls this. The protocol (see layout.py): grow arrays ahe
 new rows, then atomically replace ``commit.json`` with the new lengths. A reader trusts only
 ``commit.json``, so it never sees a half-written step, and a killed writer leaves every
 committed step exact (zarr's LocalStore also writes each chunk file atomically).
+
+Full tensors can be gigabytes a minute. Once a chunk of them is complete (appends only move
+forward, so no later write touches it), the writer flushes its file and tells the kernel to
+drop it from the page cache (``_release_cached``): the page cache then reuses pages instead
+of growing over the whole RAM and evicting the user's data. On this project's VMs writing
+into never-used memory cost about 2.5 ms of kernel CPU per MB (5 ms a step for the MLP's full
+weights); with the drop-behind it is under 1 ms, and the flush waits on the disk with the
+GIL released.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -21,13 +30,29 @@ from .manifest import Manifest
 
 __all__ = ["StoreWriter"]
 
+RELEASE_CHUNK_BYTES = 1 << 20   # complete chunks at least this big leave the page cache
+
 
 class _Column:
     """One growable zarr array with time first; ``capacity`` rows exist, the caller tracks length."""
 
-    def __init__(self, array, chunk_steps: int):
+    def __init__(self, array, chunk_steps: int, root: Path | None = None):
         self.array = array
         self.chunk_steps = chunk_steps
+        self.root = root          # the array's folder: complete chunks are released from cache
+        self.released = None      # chunks below this index are released (None: not started)
+
+    def release_complete(self, start: int) -> None:
+        """Flush and drop from the page cache the chunk files wholly before row ``start``
+        that an earlier call did not release (rows are only ever appended after them)."""
+        done = start // self.chunk_steps
+        if self.released is None:
+            self.released = done      # chunks from before this session (resume): leave them
+            return
+        tail = (0,) * (self.array.ndim - 1)
+        for i in range(self.released, done):
+            _release_cached(self.root / self.array.metadata.encode_chunk_key((i,) + tail))
+        self.released = max(self.released, done)
 
     def write(self, start: int, rows: np.ndarray) -> None:
         end = start + len(rows)
@@ -92,7 +117,8 @@ class StoreWriter:
                     name=name, shape=(0,) + tuple(shape), chunks=(chunk_steps,) + tuple(shape),
                     dtype=dtype, compressors=codecs or compressors(self.level),
                     fill_value=np.nan if np.dtype(dtype).kind == "f" else 0)
-            col = self.columns[(path, key)] = _Column(array, chunk_steps)
+            col = self.columns[(path, key)] = _Column(array, chunk_steps,
+                                                      self.root / DATA_DIR / name)
         return col
 
     def length(self, name: str) -> int:
@@ -113,8 +139,10 @@ class StoreWriter:
         self._register(name, meta)
         shape = tuple(meta["shape"])
         chunk = values_chunk_steps(shape, values.dtype)
-        self._column(name, "values", shape, values.dtype, chunk,
-                     values_compressors()).write(start, values)
+        col = self._column(name, "values", shape, values.dtype, chunk, values_compressors())
+        if chunk * values[0].nbytes >= RELEASE_CHUNK_BYTES:
+            col.release_complete(start)   # the chunks the last write completed, one write behind
+        col.write(start, values)
 
     def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
                       hist: np.ndarray, values: np.ndarray | None) -> None:
@@ -145,3 +173,21 @@ class StoreWriter:
                 col.write(col.array.shape[0], np.full(start - col.array.shape[0], np.nan))
             col.write(start, columns.get(name, np.full(n, np.nan)))
         self.metric_rows = start + n
+
+
+def _release_cached(path: Path) -> None:
+    """Write ``path`` to disk and drop its pages from the page cache (a hint: errors are
+    ignored, the data is already in the file and the commit protocol does not rely on it)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
