@@ -29,7 +29,7 @@ from .store.layout import values_chunk_steps
 
 __all__ = ["Pipeline", "BufferPool"]
 
-BATCH_BYTES = 8 << 20      # a full stream's block of steps held before it is written
+BATCH_BYTES = 4 << 20      # a full stream's block of steps held before it is written
 MAX_BATCH_STEPS = 256
 FLUSH_SHARE = 20          # commit at most every 20x the time the last commit took,
 MAX_GAP_FACTOR = 5        # but at least every 5 x flush_every

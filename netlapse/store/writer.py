@@ -26,6 +26,7 @@ from .._jsonio import read_json, write_json_atomic
 from .._stats import HIST_BINS, N_STATS
 from .layout import (COMMIT_FILE, DATA_DIR, FORMAT_VERSION, METRICS_GROUP, SMALL_CHUNK_STEPS,
                      compressors, metric_key, values_chunk_steps, values_compressors)
+from ._chunks import DirectChunks
 from .manifest import Manifest
 
 __all__ = ["StoreWriter"]
@@ -41,6 +42,13 @@ class _Column:
         self.chunk_steps = chunk_steps
         self.root = root          # the array's folder: complete chunks are released from cache
         self.released = None      # chunks below this index are released (None: not started)
+        self.direct = None        # DirectChunks for full-tensor arrays (see direct_chunks)
+        self.direct_checked = False
+
+    def direct_chunks(self) -> None:
+        """Write whole aligned chunks straight to their files (full tensors; see _chunks)."""
+        self.direct = DirectChunks.for_array(self.array, self.root)
+        self.direct_checked = True
 
     def release_complete(self, start: int) -> None:
         """Flush and drop from the page cache the chunk files wholly before row ``start``
@@ -61,7 +69,11 @@ class _Column:
             grown = max(end, 2 * capacity)
             grown = -(-grown // self.chunk_steps) * self.chunk_steps
             self.array.resize((grown,) + tuple(self.array.shape[1:]))
-        self.array[start:end] = rows
+        if self.direct is not None:
+            done = self.direct.write(start, rows, self.chunk_steps)
+            start, rows = start + done, rows[done:]
+        if len(rows):
+            self.array[start:end] = rows
 
 
 class StoreWriter:
@@ -140,6 +152,8 @@ class StoreWriter:
         shape = tuple(meta["shape"])
         chunk = values_chunk_steps(shape, values.dtype)
         col = self._column(name, "values", shape, values.dtype, chunk, values_compressors())
+        if not col.direct_checked:
+            col.direct_chunks()
         if chunk * values[0].nbytes >= RELEASE_CHUNK_BYTES:
             col.release_complete(start)   # the chunks the last write completed, one write behind
         col.write(start, values)
