@@ -112,6 +112,7 @@ class _StreamBatch:
     hist: list = field(default_factory=list)
     values: np.ndarray | None = None
     written: int = 0
+    chunk: int = 1           # steps per chunk of the values array
 
     def capacity(self, shape, dtype) -> int:
         """Steps per block: about BATCH_BYTES, and whole chunks of the values array when a
@@ -306,9 +307,14 @@ class Pipeline:
             if batch.values is None:
                 n = batch.capacity(cap.buf.shape, cap.buf.dtype)
                 batch.values = np.empty((n,) + cap.buf.shape, cap.buf.dtype)
+                batch.chunk = values_chunk_steps(tuple(cap.buf.shape), cap.buf.dtype)
             row = len(batch.steps) - batch.written
             batch.values[row] = cap.buf
-            if row + 1 == len(batch.values):
+            # Write when the block is full, or earlier at the last chunk boundary it reaches
+            # (after a commit wrote part of a chunk), so that blocks realign with whole chunks.
+            end = self.writer.length(cap.name) + batch.written + row + 1
+            if row + 1 == len(batch.values) or (
+                    end % batch.chunk == 0 and row + 1 > len(batch.values) - batch.chunk):
                 self._write_values(cap.name, batch, row + 1)
         self.pool.release(cap.slot, cap.buf)
         batch.steps.append(cap.step)

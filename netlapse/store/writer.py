@@ -69,8 +69,11 @@ class _Column:
             grown = max(end, 2 * capacity)
             grown = -(-grown // self.chunk_steps) * self.chunk_steps
             self.array.resize((grown,) + tuple(self.array.shape[1:]))
-        if self.direct is not None:
-            done = self.direct.write(start, rows, self.chunk_steps)
+        if self.direct is not None:   # zarr completes a started chunk; whole ones go direct
+            head = min(len(rows), -start % self.chunk_steps)
+            if head:
+                self.array[start:start + head] = rows[:head]
+            done = head + self.direct.write(start + head, rows[head:], self.chunk_steps)
             start, rows = start + done, rows[done:]
         if len(rows):
             self.array[start:end] = rows
