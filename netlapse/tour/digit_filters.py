@@ -54,7 +54,7 @@ def run(out: Path, quick: bool = False, epochs: int | None = None, seed: int = 0
 
     import netlapse as nl
     from ..datasets import load_mnist
-    from ._train import one_thread
+    from ._train import fit_epochs, one_thread
 
     epochs = epochs or (QUICK_EPOCHS if quick else EPOCHS)
     x_tr, y_tr, x_te, y_te, source = load_mnist(mnist_dir, seed=seed)
@@ -70,24 +70,18 @@ def run(out: Path, quick: bool = False, epochs: int | None = None, seed: int = 0
         model = torch.nn.Sequential(torch.nn.Linear(784, 10, bias=False))
         torch.nn.init.zeros_(model[0].weight)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        g = torch.Generator().manual_seed(seed)
         with nl.Run(path, config=config, overwrite=True) as run, \
                 nl.watch(model, run, opt, every=EVERY, weights="full", grads="stats"), \
-                progress(total=epochs * steps_per_epoch, desc=NAME, unit="step") as bar:
-            for epoch in range(epochs):
-                order = torch.randperm(len(x_tr), generator=g)
-                for i in range(0, len(x_tr), BATCH):
-                    idx = order[i:i + BATCH]
-                    opt.zero_grad()
-                    loss = loss_fn(model(x_tr[idx]), y_tr[idx])
-                    loss.backward()
-                    opt.step()
-                    bar.update()
+                progress(total=epochs, desc=NAME, unit="epoch") as bar:
+
+            def held_out_accuracy(epoch, last_loss):
                 with torch.no_grad():
                     acc = (model(x_te).argmax(1) == y_te).float().mean().item()
                 accuracy.append(acc)
-                run.log(loss=loss.item(), test_accuracy=acc, epoch=epoch + 1)
+                run.log(test_accuracy=acc)
+
+            fit_epochs(model, opt, torch.nn.CrossEntropyLoss(), x_tr, y_tr, epochs=epochs,
+                       batch=BATCH, seed=seed, run=run, bar=bar, on_epoch=held_out_accuracy)
     result = {"runs": [path], "accuracy": accuracy,
               "findings": {"accuracy_epoch1": accuracy[0], "accuracy_end": accuracy[-1],
                            "epochs": epochs, "test": len(x_te)},
