@@ -1,14 +1,16 @@
 """The recording pipeline: reused host buffers, a bounded hand-off, and one writer thread.
 
-The training thread only copies a tensor into a free buffer of that stream and hands it over
-(``Pipeline.submit``). The writer thread computes stats and histograms (``summarize``, into
-reused scratch arrays), gathers steps into per-stream batches, and commits them every
+The training thread only copies tensors into a free buffer and hands it over. Tensors taken at
+the same moment (every grad before an update, every weight after it) travel together as a
+``Group``: one buffer (a *slab*) holds them all, one queue item carries them, and the writer
+summarizes them in one call (``submit_group``; ``submit`` is a group of one). The writer thread
+computes stats and histograms, gathers steps into per-stream batches, and commits them every
 ``flush_every`` seconds (when that is 1 s or more, up to 5x less often when commits are slow,
 so that they take at most about 5 % of the writer's time), when a stream has gathered many steps, and on ``close()``. Full tensors
 are copied into a reused block per stream and written as soon as the block fills; they are
 published by the next commit.
 
-Backpressure: each stream owns at most ``buffers_per_stream`` buffers. When all are in flight the
+Backpressure: each group owns at most ``buffers_per_stream`` slabs. When all are in flight the
 training thread waits for one (nothing is dropped) and the time it waited is counted.
 """
 
@@ -23,11 +25,12 @@ from typing import Callable
 
 import numpy as np
 
-from ._stats import HIST_BINS, N_STATS, summarize
+from . import _stats
+from ._stats import HIST_BINS, N_STATS
 from .errors import RecordingError
 from .store.layout import values_chunk_steps
 
-__all__ = ["Pipeline", "BufferPool"]
+__all__ = ["Pipeline", "BufferPool", "Group", "StreamSpec"]
 
 BATCH_BYTES = 4 << 20      # a full stream's block of steps held before it is written
 MAX_BATCH_STEPS = 256
@@ -36,41 +39,86 @@ MAX_GAP_FACTOR = 5        # but at least every 5 x flush_every
 MAX_PENDING_STEPS = 4096   # commit early when a stream gathers this many steps between commits
 
 
-class BufferPool:
-    """Per-stream free lists of host arrays, so a step's copy reuses memory instead of allocating.
+SLAB_ALIGN = 64   # bytes: each tensor of a slab starts on a cache line
 
-    The fast path (a free buffer exists) takes no lock: ``deque.pop``/``append`` are atomic.
-    Only allocating a new buffer and waiting for one go through the condition.
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One tensor of a group: the stream it goes to and its layout in host memory."""
+
+    name: str
+    meta: dict
+    shape: tuple
+    dtype: np.dtype
+    full: bool
+
+
+class Group:
+    """Streams captured at the same moment, laid out back to back in one host buffer (a slab).
+
+    Adapters make a group once (e.g. every grad of a model) and submit it at every captured
+    step; the pool keeps each group's slabs, so a step costs one buffer, one queue item and
+    one summary call however many tensors it holds. Groups compare by identity.
+    """
+
+    __slots__ = ("specs", "offsets", "nbytes")
+
+    def __init__(self, specs):
+        self.specs = tuple(specs)
+        offsets, at = [], 0
+        for spec in self.specs:
+            at = -(-at // SLAB_ALIGN) * SLAB_ALIGN
+            offsets.append(at)
+            at += int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize
+        self.offsets = tuple(offsets)
+        self.nbytes = max(at, 1)
+
+    def views(self, slab: np.ndarray) -> list[np.ndarray]:
+        """The tensors of this group inside ``slab`` (a uint8 array of ``nbytes``)."""
+        out = []
+        for spec, off in zip(self.specs, self.offsets):
+            dtype = np.dtype(spec.dtype)
+            size = int(np.prod(spec.shape, dtype=np.int64))
+            out.append(slab[off:off + size * dtype.itemsize].view(dtype).reshape(spec.shape))
+        return out
+
+
+class BufferPool:
+    """Per-group free lists of slabs, so a step's copy reuses memory instead of allocating.
+
+    An entry is ``(slab, views)``: the host buffer and the group's tensors inside it. The fast
+    path (a free entry exists) takes no lock: ``deque.pop``/``append`` are atomic. Only
+    allocating a new slab and waiting for one go through the condition.
     """
 
     def __init__(self, per_stream: int, alloc: Callable[[tuple, np.dtype], np.ndarray] | None = None):
         self.per_stream = per_stream
         self.alloc = alloc or (lambda shape, dtype: np.empty(shape, dtype))
-        self._free: dict[tuple, deque] = {}
-        self._made: dict[tuple, int] = {}
+        self._free: dict[Group, deque] = {}
+        self._made: dict[Group, int] = {}
         self._cond = threading.Condition()
         self._waiting = 0
         self.waited_s = 0.0
 
-    def acquire(self, key: str, shape: tuple, dtype, check: Callable[[], None]) -> tuple[tuple, np.ndarray]:
-        slot = (key, tuple(shape), np.dtype(dtype).str)
-        free = self._free.get(slot)
+    def acquire(self, group: Group, check: Callable[[], None]) -> tuple:
+        free = self._free.get(group)
         if free is None:
-            free = self._free.setdefault(slot, deque())
+            free = self._free.setdefault(group, deque())
         try:
-            return slot, free.pop()
+            return free.pop()
         except IndexError:
             pass
         with self._cond:
-            if self._made.get(slot, 0) < self.per_stream:
-                self._made[slot] = self._made.get(slot, 0) + 1
-                return slot, self.alloc(tuple(shape), np.dtype(dtype))
+            if self._made.get(group, 0) < self.per_stream:
+                self._made[group] = self._made.get(group, 0) + 1
+                slab = self.alloc((group.nbytes,), np.dtype(np.uint8))
+                return slab, group.views(slab)
             start = time.perf_counter()
             self._waiting += 1
             try:
                 while True:
                     try:
-                        return slot, free.pop()
+                        return free.pop()
                     except IndexError:
                         pass
                     self._cond.wait(0.5)
@@ -79,8 +127,8 @@ class BufferPool:
                 self._waiting -= 1
                 self.waited_s += time.perf_counter() - start
 
-    def release(self, slot: tuple, buf: np.ndarray) -> None:
-        self._free[slot].append(buf)
+    def release(self, group: Group, entry: tuple) -> None:
+        self._free[group].append(entry)
         if self._waiting:
             with self._cond:
                 self._cond.notify_all()
@@ -88,13 +136,26 @@ class BufferPool:
 
 @dataclass
 class _Capture:
-    name: str
+    group: Group
     step: int
-    meta: dict
-    slot: tuple
-    buf: np.ndarray
-    full: bool
+    entry: tuple             # (slab, views) from the pool
     ready: Callable[[], None] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.group.specs]
+
+
+def _summarize_all(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stats (k, N_STATS) and histograms (k, HIST_BINS) of every tensor of a group."""
+    many = getattr(_stats, "summarize_many", None)
+    if many is not None:
+        return many(views)
+    stats = np.empty((len(views), N_STATS))
+    hist = np.empty((len(views), HIST_BINS), np.int64)
+    for i, v in enumerate(views):
+        stats[i], hist[i] = _stats.summarize(v)
+    return stats, hist
 
 
 @dataclass
@@ -139,6 +200,7 @@ class Pipeline:
         self._beat = time.monotonic()      # the writer's last sign of progress
         self._closed = False
         self._batches: dict[str, _StreamBatch] = {}
+        self._singles: dict[tuple, Group] = {}   # submit(): one group per stream layout
         self._metric_steps: list[int] = []
         self._metric_rows: list[dict] = []
         self.last_committed_step: dict[str, int] = {}
@@ -160,12 +222,24 @@ class Pipeline:
     def submit(self, name: str, step: int, meta: dict, fill: Callable[[np.ndarray], object],
                shape: tuple, dtype, full: bool) -> None:
         """Copy one tensor into a pooled buffer with ``fill(buf)`` and hand it to the writer."""
+        key = (name, tuple(shape), np.dtype(dtype).str, full)
+        group = self._singles.get(key)
+        if group is None:
+            group = self._singles[key] = Group([StreamSpec(name, meta, tuple(shape), np.dtype(dtype), full)])
+        self.submit_group(group, step, lambda views: fill(views[0]))
+
+    def submit_group(self, group: Group, step: int, fill: Callable[[list], object]) -> None:
+        """Copy a group's tensors into a pooled slab with ``fill(views)`` and hand it over.
+
+        ``fill`` may return a callable that the writer calls before reading the slab (e.g. to
+        wait for an asynchronous device-to-host copy).
+        """
         self.raise_if_failed()
         if self._closed:
             raise RecordingError("this run is closed; open a new Run (or Run(..., resume=True)).")
-        slot, buf = self.pool.acquire(name, shape, dtype, self._check_alive)
-        ready = fill(buf)
-        self._queue.put(_Capture(name, step, meta, slot, buf, full, ready))
+        entry = self.pool.acquire(group, self._check_alive)
+        ready = fill(entry[1])
+        self._queue.put(_Capture(group, step, entry, ready))
 
     def _check_alive(self) -> None:
         """While the training thread waits for a buffer: surface a failed or stalled writer."""
@@ -226,7 +300,8 @@ class Pipeline:
                 pending.setdefault(name, []).extend(batch.steps)
         for item in items:
             if isinstance(item, _Capture):
-                pending.setdefault(item.name, []).append(item.step)
+                for name in item.names:
+                    pending.setdefault(name, []).append(item.step)
             elif isinstance(item, tuple) and item[0] == "metrics":
                 pending.setdefault("metrics", []).append(item[1])
         if self._metric_steps:
@@ -289,7 +364,7 @@ class Pipeline:
             if item is None:
                 item = self._queue.get()
             if isinstance(item, _Capture):
-                self.pool.release(item.slot, item.buf)
+                self.pool.release(item.group, item.entry)
             elif isinstance(item, tuple) and item[0] in ("flush", "close"):
                 item[1].set()
                 if item[0] == "close":
@@ -299,27 +374,33 @@ class Pipeline:
     def _take(self, cap: _Capture) -> None:
         if cap.ready is not None:
             cap.ready()
-        stats, hist = summarize(cap.buf)
-        batch = self._batches.get(cap.name)
-        if batch is None:
-            batch = self._batches[cap.name] = _StreamBatch(cap.meta)
-        if cap.full:
-            if batch.values is None:
-                n = batch.capacity(cap.buf.shape, cap.buf.dtype)
-                batch.values = np.empty((n,) + cap.buf.shape, cap.buf.dtype)
-                batch.chunk = values_chunk_steps(tuple(cap.buf.shape), cap.buf.dtype)
-            row = len(batch.steps) - batch.written
-            batch.values[row] = cap.buf
-            # Write when the block is full, or earlier at the last chunk boundary it reaches
-            # (after a commit wrote part of a chunk), so that blocks realign with whole chunks.
-            end = self.writer.length(cap.name) + batch.written + row + 1
-            if row + 1 == len(batch.values) or (
-                    end % batch.chunk == 0 and row + 1 > len(batch.values) - batch.chunk):
-                self._write_values(cap.name, batch, row + 1)
-        self.pool.release(cap.slot, cap.buf)
-        batch.steps.append(cap.step)
-        batch.stats.append(stats)
-        batch.hist.append(hist)
+        views = cap.entry[1]
+        stats, hist = _summarize_all(views)
+        for i, spec in enumerate(cap.group.specs):
+            batch = self._batches.get(spec.name)
+            if batch is None:
+                batch = self._batches[spec.name] = _StreamBatch(spec.meta)
+            if spec.full:
+                self._hold_values(spec.name, batch, views[i])
+            batch.steps.append(cap.step)
+            batch.stats.append(stats[i])
+            batch.hist.append(hist[i])
+        self.pool.release(cap.group, cap.entry)
+
+    def _hold_values(self, name: str, batch: _StreamBatch, value: np.ndarray) -> None:
+        """Copy one full tensor into the stream's block; write the block when it is due."""
+        if batch.values is None:
+            n = batch.capacity(value.shape, value.dtype)
+            batch.values = np.empty((n,) + value.shape, value.dtype)
+            batch.chunk = values_chunk_steps(tuple(value.shape), value.dtype)
+        row = len(batch.steps) - batch.written
+        batch.values[row] = value
+        # Write when the block is full, or earlier at the last chunk boundary it reaches
+        # (after a commit wrote part of a chunk), so that blocks realign with whole chunks.
+        end = self.writer.length(name) + batch.written + row + 1
+        if row + 1 == len(batch.values) or (
+                end % batch.chunk == 0 and row + 1 > len(batch.values) - batch.chunk):
+            self._write_values(name, batch, row + 1)
 
     def _write_values(self, name: str, batch: _StreamBatch, rows: int) -> None:
         """Write the first ``rows`` held tensors of ``batch`` (unpublished until the commit)."""

@@ -138,6 +138,10 @@ class Run:
         """Hand one tensor to the pipeline (framework adapters call this)."""
         self._guarded(self._pipeline.submit, name, step, meta, fill, tuple(shape), dtype, full)
 
+    def record_group(self, group, step: int, fill) -> None:
+        """Hand several tensors taken at one moment to the pipeline as one ``Group``."""
+        self._guarded(self._pipeline.submit_group, group, step, fill)
+
     def record_array(self, name: str, value, step: int | None = None, *, full: bool = True,
                      kind: str | None = None) -> None:
         """Record a numpy array (or anything ``np.asarray`` takes) as stream ``name``."""

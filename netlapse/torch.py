@@ -21,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised without torch install
 import numpy as np
 
 from ._capture import CapturePlan, select_names
+from ._pipeline import Group, StreamSpec
 from .errors import NetlapseError
 
 __all__ = ["watch", "Watcher", "model_summary"]
@@ -95,6 +96,8 @@ class Watcher:
         self._warned: set[str] = set()
         self._act_last: dict[str, int] = {}
         self._act_shapes: dict[str, tuple] = {}
+        self._groups: dict[tuple, Group] = {}
+        self._host_views: dict[int, tuple] = {}   # id(slab views) -> (views, torch views)
 
         named = dict(model.named_parameters())
         leaves = {(n or "model"): m for n, m in model.named_modules() if not any(True for _ in m.children())}
@@ -187,13 +190,39 @@ class Watcher:
                 torch.from_numpy(buf).copy_(t)
         self.run.record(name, step, fill, shape, host, full=capture == "full", meta=meta)
 
+    def _record_group(self, kind: str, named: list, step: int, capture: str) -> None:
+        """Record tensors taken at one moment (all weights, or all grads) as one group: one
+        pooled slab, one copy call, one queue item, one summary call for all of them."""
+        if not named:
+            return
+        tensors = [t.detach() for _, t in named]
+        key = (kind, capture, tuple((n, t.shape, t.dtype) for (n, _), t in zip(named, tensors)))
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = Group(
+                StreamSpec(f"{kind}/{n}", self.plan.meta(kind, capture, t.shape, _dtype_name(t.dtype)),
+                           tuple(t.shape), np.dtype(_host_dtype(t.dtype)), capture == "full")
+                for (n, _), t in zip(named, tensors))
+        cuda = tensors[0].is_cuda
+
+        def fill(views):
+            cached = self._host_views.get(id(views))
+            if cached is None:
+                cached = self._host_views[id(views)] = (views, [torch.from_numpy(v) for v in views])
+            torch._foreach_copy_(cached[1], tensors, non_blocking=cuda)
+            if cuda:
+                event = torch.cuda.Event()
+                event.record()
+                return event.synchronize
+
+        self.run.record_group(group, step, fill)
+
     def _record_state(self, step: int) -> None:
         """Weights (and probe outputs) as they are after ``step`` updates."""
         if not self.plan.due(step):
             return
         if self.plan.weights:
-            for name, p in self.params:
-                self._record(f"weights/{name}", p, step, self.plan.weights)
+            self._record_group("weights", self.params, step, self.plan.weights)
         if self.probe is not None:
             self._capture_probe(step)
 
@@ -213,9 +242,8 @@ class Watcher:
 
     def _record_grads(self, step: int) -> None:
         if self.plan.grads and self.plan.due(step):
-            for name, p in self.params:
-                if p.grad is not None:
-                    self._record(f"grads/{name}", p.grad, step, self.plan.grads)
+            self._record_group("grads", [(n, p.grad) for n, p in self.params if p.grad is not None],
+                               step, self.plan.grads)
 
     def _activation_hook(self, name, module, inputs, output) -> None:
         step = self.run.step + 1
