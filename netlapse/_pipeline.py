@@ -146,6 +146,35 @@ class _Capture:
         return [spec.name for spec in self.group.specs]
 
 
+class LiveCapture:
+    """Tensors handed to the writer without a copy: it reads them where they are.
+
+    The training thread must call ``Pipeline.settle(cap)`` before anything may change them
+    (for weights: before the next optimizer update). ``settle`` waits while the writer reads
+    them, or, if the writer has not started, copies them into a pooled slab with ``fill`` and
+    the writer reads the copy; either way the writer never reads memory that is changing.
+    ``unchanged()`` tells whether they were modified in place since the hand-over (e.g. a
+    tensor version counter); a step read while it changed is not stored, and a warning says so.
+    """
+
+    PENDING, READING, DONE, COPIED = range(4)
+
+    def __init__(self, group: Group, step: int, arrays: list, fill: Callable[[list], object],
+                 unchanged: Callable[[], bool]):
+        self.group = group
+        self.step = step
+        self.arrays = arrays
+        self.fill = fill
+        self.unchanged = unchanged
+        self.state = LiveCapture.PENDING
+        self.cond = threading.Condition()
+        self.entry: tuple | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.group.specs]
+
+
 def _summarize_all(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Stats (k, N_STATS) and histograms (k, HIST_BINS) of every tensor of a group."""
     many = getattr(_stats, "summarize_many", None)
@@ -174,6 +203,14 @@ class _StreamBatch:
     values: np.ndarray | None = None
     written: int = 0
     chunk: int = 1           # steps per chunk of the values array
+
+    def put_row(self, value: np.ndarray) -> None:
+        """Copy one full tensor into the block's next row (counted once its step is added)."""
+        if self.values is None:
+            n = self.capacity(value.shape, value.dtype)
+            self.values = np.empty((n,) + value.shape, value.dtype)
+            self.chunk = values_chunk_steps(tuple(value.shape), value.dtype)
+        self.values[len(self.steps) - self.written] = value
 
     def capacity(self, shape, dtype) -> int:
         """Steps per block: about BATCH_BYTES, and whole chunks of the values array when a
@@ -241,6 +278,31 @@ class Pipeline:
         ready = fill(entry[1])
         self._queue.put(_Capture(group, step, entry, ready))
 
+    def submit_live(self, group: Group, step: int, arrays: list, fill: Callable[[list], object],
+                    unchanged: Callable[[], bool]) -> LiveCapture:
+        """Hand over ``arrays`` (views of the live tensors) without copying; see LiveCapture."""
+        self.raise_if_failed()
+        if self._closed:
+            raise RecordingError("this run is closed; open a new Run (or Run(..., resume=True)).")
+        cap = LiveCapture(group, step, arrays, fill, unchanged)
+        self._queue.put(cap)
+        return cap
+
+    def settle(self, cap: LiveCapture) -> None:
+        """Return once the writer no longer needs ``cap``'s live tensors (copy them if it has
+        not started on them; wait if it is reading them)."""
+        with cap.cond:
+            if cap.state == LiveCapture.PENDING:
+                entry = self.pool.acquire(cap.group, self._check_alive)
+                cap.fill(entry[1])
+                cap.entry, cap.state = entry, LiveCapture.COPIED
+                return
+            start = time.perf_counter()
+            while cap.state == LiveCapture.READING:
+                cap.cond.wait(0.5)
+                self._check_alive()
+            self.pool.waited_s += time.perf_counter() - start
+
     def _check_alive(self) -> None:
         """While the training thread waits for a buffer: surface a failed or stalled writer."""
         self.raise_if_failed()
@@ -299,7 +361,7 @@ class Pipeline:
             if batch.steps:
                 pending.setdefault(name, []).extend(batch.steps)
         for item in items:
-            if isinstance(item, _Capture):
+            if isinstance(item, (_Capture, LiveCapture)):
                 for name in item.names:
                     pending.setdefault(name, []).append(item.step)
             elif isinstance(item, tuple) and item[0] == "metrics":
@@ -336,6 +398,8 @@ class Pipeline:
             try:
                 if isinstance(item, _Capture):
                     self._take(item)
+                elif isinstance(item, LiveCapture):
+                    self._take_live(item)
                 elif isinstance(item, tuple) and item[0] == "metrics":
                     self._metric_steps.append(item[1])
                     self._metric_rows.append(item[2])
@@ -365,6 +429,12 @@ class Pipeline:
                 item = self._queue.get()
             if isinstance(item, _Capture):
                 self.pool.release(item.group, item.entry)
+            elif isinstance(item, LiveCapture):
+                with item.cond:
+                    if item.state == LiveCapture.COPIED:
+                        self.pool.release(item.group, item.entry)
+                    item.state = LiveCapture.DONE
+                    item.cond.notify_all()
             elif isinstance(item, tuple) and item[0] in ("flush", "close"):
                 item[1].set()
                 if item[0] == "close":
@@ -374,33 +444,59 @@ class Pipeline:
     def _take(self, cap: _Capture) -> None:
         if cap.ready is not None:
             cap.ready()
-        views = cap.entry[1]
+        self._store(cap.group, cap.step, cap.entry[1])
+        self.pool.release(cap.group, cap.entry)
+
+    def _take_live(self, cap: LiveCapture) -> None:
+        with cap.cond:
+            live = cap.state == LiveCapture.PENDING
+            if live:
+                cap.state = LiveCapture.READING
+        if not live:   # the training thread copied them (settle came first)
+            self._store(cap.group, cap.step, cap.entry[1])
+            self.pool.release(cap.group, cap.entry)
+            return
+        try:
+            self._store(cap.group, cap.step, cap.arrays, check=cap.unchanged)
+        finally:
+            with cap.cond:
+                cap.state = LiveCapture.DONE
+                cap.cond.notify_all()
+
+    def _store(self, group: Group, step: int, views: list, check=None) -> None:
+        """Summarize a group's tensors and add them to their streams' batches. ``check``
+        (live tensors): called once everything is read; False means they changed meanwhile."""
         stats, hist = _summarize_all(views)
-        for i, spec in enumerate(cap.group.specs):
+        batches = []
+        for spec, view in zip(group.specs, views):
             batch = self._batches.get(spec.name)
             if batch is None:
                 batch = self._batches[spec.name] = _StreamBatch(spec.meta)
             if spec.full:
-                self._hold_values(spec.name, batch, views[i])
-            batch.steps.append(cap.step)
+                batch.put_row(view)
+            batches.append(batch)
+        if check is not None and not check():
+            import warnings
+            warnings.warn(f"netlapse: {', '.join(s.name for s in group.specs)} changed in place "
+                          f"while step {step} was being read (between the forward pass and the "
+                          "next update); that step of them is not stored.", RuntimeWarning)
+            return
+        for i, (spec, batch) in enumerate(zip(group.specs, batches)):
+            batch.steps.append(step)
             batch.stats.append(stats[i])
             batch.hist.append(hist[i])
-        self.pool.release(cap.group, cap.entry)
+            if spec.full:
+                self._write_if_due(spec.name, batch)
 
-    def _hold_values(self, name: str, batch: _StreamBatch, value: np.ndarray) -> None:
-        """Copy one full tensor into the stream's block; write the block when it is due."""
-        if batch.values is None:
-            n = batch.capacity(value.shape, value.dtype)
-            batch.values = np.empty((n,) + value.shape, value.dtype)
-            batch.chunk = values_chunk_steps(tuple(value.shape), value.dtype)
-        row = len(batch.steps) - batch.written
-        batch.values[row] = value
-        # Write when the block is full, or earlier at the last chunk boundary it reaches
-        # (after a commit wrote part of a chunk), so that blocks realign with whole chunks.
-        end = self.writer.length(name) + batch.written + row + 1
-        if row + 1 == len(batch.values) or (
-                end % batch.chunk == 0 and row + 1 > len(batch.values) - batch.chunk):
-            self._write_values(name, batch, row + 1)
+    def _write_if_due(self, name: str, batch: _StreamBatch) -> None:
+        """After a row was added: write the block when it is full, or earlier at the last
+        chunk boundary it reaches (after a commit wrote part of a chunk), so that blocks
+        realign with whole chunks."""
+        rows = len(batch.steps) - batch.written
+        end = self.writer.length(name) + batch.written + rows
+        if rows == len(batch.values) or (
+                end % batch.chunk == 0 and rows > len(batch.values) - batch.chunk):
+            self._write_values(name, batch, rows)
 
     def _write_values(self, name: str, batch: _StreamBatch, rows: int) -> None:
         """Write the first ``rows`` held tensors of ``batch`` (unpublished until the commit)."""

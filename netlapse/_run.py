@@ -142,6 +142,22 @@ class Run:
         """Hand several tensors taken at one moment to the pipeline as one ``Group``."""
         self._guarded(self._pipeline.submit_group, group, step, fill)
 
+    def record_live(self, group, step: int, arrays: list, fill, unchanged):
+        """Hand tensors to the pipeline without a copy (see ``LiveCapture``); the adapter must
+        call ``settle`` on the result before they can change. None if recording stopped."""
+        if self._failed is not None:
+            return None
+        try:
+            return self._pipeline.submit_live(group, step, arrays, fill, unchanged)
+        except RecordingError as exc:
+            self._fail(exc)
+            return None
+
+    def settle(self, live) -> None:
+        """Wait until the writer no longer reads ``live``'s tensors in place (or copy them)."""
+        if live is not None and self._failed is None:
+            self._guarded(self._pipeline.settle, live)
+
     def record_array(self, name: str, value, step: int | None = None, *, full: bool = True,
                      kind: str | None = None) -> None:
         """Record a numpy array (or anything ``np.asarray`` takes) as stream ``name``."""
@@ -185,6 +201,10 @@ class Run:
 
     def flush(self) -> None:
         """Block until everything recorded so far is committed to disk."""
+        for watcher in list(self.watchers):
+            settle = getattr(watcher, "_settle", None)
+            if settle is not None:
+                settle()
         self._guarded(self._pipeline.flush, self._pipeline.stall_timeout)
 
     def close(self, timeout: float = 60.0) -> None:

@@ -32,6 +32,9 @@ _STORED_DTYPE = {torch.bfloat16: np.float32, torch.float16: np.float16, torch.fl
                  torch.float64: np.float64, torch.bool: np.bool_}
 
 
+_IN_PLACE_DTYPES = (torch.float32, torch.float64, torch.float16)   # stored as they are
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
@@ -98,6 +101,9 @@ class Watcher:
         self._act_shapes: dict[str, tuple] = {}
         self._groups: dict[tuple, Group] = {}
         self._host_views: dict[int, tuple] = {}   # id(slab views) -> (views, torch views)
+        self._weights_due: int | None = None      # a step whose weights are still to be read
+        self._weights_live = None                 # LiveCapture the writer may be reading
+        self._in_probe = False
 
         named = dict(model.named_parameters())
         leaves = {(n or "model"): m for n, m in model.named_modules() if not any(True for _ in m.children())}
@@ -116,6 +122,8 @@ class Watcher:
         if optimizer is not None:
             self._handles.append(optimizer.register_step_pre_hook(self._before_update))
             self._handles.append(optimizer.register_step_post_hook(self._after_update))
+            if self.plan.weights:
+                self._handles.append(model.register_forward_pre_hook(self._on_forward))
         _WATCHED[model] = self
         run.watchers.append(self)
         self._record_state(run.step)
@@ -190,12 +198,7 @@ class Watcher:
                 torch.from_numpy(buf).copy_(t)
         self.run.record(name, step, fill, shape, host, full=capture == "full", meta=meta)
 
-    def _record_group(self, kind: str, named: list, step: int, capture: str) -> None:
-        """Record tensors taken at one moment (all weights, or all grads) as one group: one
-        pooled slab, one copy call, one queue item, one summary call for all of them."""
-        if not named:
-            return
-        tensors = [t.detach() for _, t in named]
+    def _group(self, kind: str, named: list, tensors: list, capture: str) -> Group:
         key = (kind, capture, tuple((n, t.shape, t.dtype) for (n, _), t in zip(named, tensors)))
         group = self._groups.get(key)
         if group is None:
@@ -203,6 +206,10 @@ class Watcher:
                 StreamSpec(f"{kind}/{n}", self.plan.meta(kind, capture, t.shape, _dtype_name(t.dtype)),
                            tuple(t.shape), np.dtype(_host_dtype(t.dtype)), capture == "full")
                 for (n, _), t in zip(named, tensors))
+        return group
+
+    def _copier(self, tensors: list):
+        """``fill(views)``: copy ``tensors`` into a pooled slab's views in one foreach call."""
         cuda = tensors[0].is_cuda
 
         def fill(views):
@@ -214,24 +221,70 @@ class Watcher:
                 event = torch.cuda.Event()
                 event.record()
                 return event.synchronize
+        return fill
 
-        self.run.record_group(group, step, fill)
+    def _record_group(self, kind: str, named: list, step: int, capture: str) -> None:
+        """Record tensors taken at one moment (all weights, or all grads) as one group: one
+        pooled slab, one copy call, one queue item, one summary call for all of them."""
+        if not named:
+            return
+        tensors = [t.detach() for _, t in named]
+        self.run.record_group(self._group(kind, named, tensors, capture), step, self._copier(tensors))
+
+    # Weights after update k do not change until update k+1, so they need no copy: they are
+    # handed to the writer when the next forward pass starts (after any change the user makes
+    # between the update and the forward, such as clipping), and the next update waits until
+    # the writer has read them, or copies them first if it has not started (``_settle``).
+    def _readable_in_place(self) -> bool:
+        return all(p.device.type == "cpu" and p.dtype in _IN_PLACE_DTYPES and p.is_contiguous()
+                   for _, p in self.params)
+
+    def _on_forward(self, module, args) -> None:
+        if self._weights_due is not None and not self._in_probe:
+            self._send_weights_live()
+
+    def _send_weights_live(self) -> None:
+        step, self._weights_due = self._weights_due, None
+        tensors = [p.detach() for _, p in self.params]
+        versions = [t._version for t in tensors]
+
+        def unchanged():
+            return all(t._version == v for t, v in zip(tensors, versions))
+
+        self._weights_live = self.run.record_live(
+            self._group("weights", self.params, tensors, self.plan.weights), step,
+            [t.numpy() for t in tensors], self._copier(tensors), unchanged)
+
+    def _settle(self) -> None:
+        """Before weights may change: the writer has read (or has a copy of) the last ones."""
+        if self._weights_due is not None:
+            step, self._weights_due = self._weights_due, None
+            self._record_group("weights", self.params, step, self.plan.weights)
+        if self._weights_live is not None:
+            live, self._weights_live = self._weights_live, None
+            self.run.settle(live)
 
     def _record_state(self, step: int) -> None:
         """Weights (and probe outputs) as they are after ``step`` updates."""
         if not self.plan.due(step):
             return
-        if self.plan.weights:
-            self._record_group("weights", self.params, step, self.plan.weights)
+        if self.plan.weights and self.params:
+            if self.optimizer is not None and not self.closed and self._readable_in_place():
+                self._settle()
+                self._weights_due = step
+            else:
+                self._record_group("weights", self.params, step, self.plan.weights)
         if self.probe is not None:
             self._capture_probe(step)
 
     def _capture_probe(self, step: int) -> None:
         handles = [m.register_forward_hook(functools.partial(self._probe_hook, name, step))
                    for name, m in self.leaves]
+        self._in_probe = True
         try:
             self._run_probe_forward()
         finally:
+            self._in_probe = False
             for h in handles:
                 h.remove()
 
@@ -280,6 +333,7 @@ class Watcher:
             self._act_handles = []
 
     def _before_update(self, optimizer=None, args=None, kwargs=None) -> None:
+        self._settle()
         self._record_grads(self.run.step + 1)
 
     def _after_update(self, optimizer=None, args=None, kwargs=None) -> None:
@@ -299,6 +353,7 @@ class Watcher:
         """Remove every hook. The run stays open (close it with run.close())."""
         if self.closed:
             return
+        self._settle()
         self.closed = True
         for h in self._handles + self._act_handles:
             h.remove()

@@ -1,0 +1,186 @@
+"""Weights are read where they are (no copy) between the next forward and the next update.
+
+What the user sees must not depend on when the writer gets to them: the recorded weights of
+step k are exactly the weights the forward after update k used, whether the writer read them
+in place or the next update had to copy them first.
+"""
+
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import netlapse as nl  # noqa: E402
+import netlapse._pipeline as pipeline  # noqa: E402
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+
+
+def _batch(seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
+
+
+def _train(tmp_path, steps, clip=None, weights="full", between=None, grads=None):
+    """Train ``steps`` updates; returns the weights each forward used, by step."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    used = {}
+    with nl.Run(tmp_path / "run") as run:
+        nl.watch(model, run, opt, weights=weights, grads=grads)
+        for step in range(steps):
+            if clip is not None:   # the old-style way: through .data, invisible to autograd
+                for p in model.parameters():
+                    p.data.clamp_(-clip, clip)
+            used[step] = {n: p.detach().clone() for n, p in model.named_parameters()}
+            x, y = _batch(step)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            if between is not None:
+                between(step)
+            opt.step()
+        if clip is not None:
+            for p in model.parameters():
+                p.data.clamp_(-clip, clip)
+        used[steps] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return model, used
+
+
+def test_weights_after_a_clip_between_update_and_forward_are_the_clipped_ones(tmp_path):
+    # WGAN-style clipping right after opt.step(): the stored weights are what the next forward
+    # used, every time (not sometimes before and sometimes after the clip)
+    model, used = _train(tmp_path, 12, clip=0.05)
+    r = nl.open_run(tmp_path / "run")
+    for name in dict(model.named_parameters()):
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(13))
+        for k in s.steps:
+            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
+            assert np.abs(s.at(k)).max() <= 0.05 + 1e-7
+
+
+def test_stats_of_weights_read_in_place_match_the_tensors(tmp_path):
+    model, used = _train(tmp_path, 9, weights="stats")
+    r = nl.open_run(tmp_path / "run")
+    for name in dict(model.named_parameters()):
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(10))
+        for i, k in enumerate(s.steps):
+            a = used[k][name].numpy().astype(np.float64)
+            row = s.stats.iloc[i]
+            assert row["mean"] == pytest.approx(a.mean(), rel=1e-9, abs=1e-15)
+            assert row["max"] == a.max() and row["min"] == a.min()
+            assert row["norm"] == pytest.approx(np.linalg.norm(a), rel=1e-9)
+
+
+def test_a_slow_writer_makes_the_update_copy_the_weights_first(tmp_path, monkeypatch):
+    # the writer is held up on the grads of each step for longer than a training step: the
+    # next update finds the weights unread and copies them before changing them; exact values
+    real = pipeline._summarize_all
+
+    def slow(views):
+        time.sleep(0.03)
+        return real(views)
+
+    monkeypatch.setattr(pipeline, "_summarize_all", slow)
+    copied = []
+    real_settle = pipeline.Pipeline.settle
+
+    def settle(self, cap):
+        copied.append(cap.state == pipeline.LiveCapture.PENDING)
+        return real_settle(self, cap)
+
+    monkeypatch.setattr(pipeline.Pipeline, "settle", settle)
+    model, used = _train(tmp_path, 8, grads="stats")
+    assert any(copied), "the writer was never behind: the copy path was not exercised"
+    r = nl.open_run(tmp_path / "run")
+    for name in dict(model.named_parameters()):
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(9))
+        for k in s.steps:
+            np.testing.assert_array_equal(s.at(k), used[k][name].numpy())
+
+
+def test_an_update_waits_while_the_writer_reads_the_weights(tmp_path, monkeypatch):
+    # the writer is slow *while reading*: the update must wait for it (not change the weights
+    # under it); the stored weights are exact
+    real = pipeline._summarize_all
+    reading = threading.Event()
+
+    def slow(views):
+        reading.set()
+        time.sleep(0.02)
+        return real(views)
+
+    monkeypatch.setattr(pipeline, "_summarize_all", slow)
+    waited = []
+
+    def between(step):
+        reading.wait(1.0)   # the writer has started on the last weights before this update
+        waited.append(True)
+
+    model, used = _train(tmp_path, 6, between=between)
+    assert waited
+    r = nl.open_run(tmp_path / "run")
+    for name in dict(model.named_parameters()):
+        assert list(r[f"weights/{name}"].steps) == list(range(7))
+        for k in r[f"weights/{name}"].steps:
+            np.testing.assert_array_equal(r[f"weights/{name}"].at(k), used[k][name].numpy())
+
+
+def test_weights_changed_in_place_during_the_step_are_not_stored_and_warned(tmp_path, monkeypatch):
+    # an in-place change through the parameter between the forward and the update: the step
+    # read meanwhile cannot be trusted, so it is left out with a warning, never stored wrong
+    real = pipeline._summarize_all
+    gate = threading.Event()
+
+    def gated(views):
+        gate.wait(2.0)
+        return real(views)
+
+    monkeypatch.setattr(pipeline, "_summarize_all", gated)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with nl.Run(tmp_path / "run") as run:
+            nl.watch(model, run, opt, weights="stats", grads=None)
+            x, y = _batch(0)
+            nn.functional.cross_entropy(model(x), y).backward()   # hands step 0 over
+            time.sleep(0.05)                                       # the writer is reading it
+            with torch.no_grad():
+                model[0].weight.mul_(2.0)                          # ...and it changes
+            gate.set()
+            opt.step()
+    assert any("changed in place while step 0" in str(w.message) for w in caught)
+    r = nl.open_run(tmp_path / "run")
+    assert list(r["weights/0.weight"].steps) == [1]
+    after = model[0].weight.detach().numpy().astype(np.float64)
+    assert r["weights/0.weight"].stats["mean"].iloc[0] == pytest.approx(after.mean(), rel=1e-9)
+
+
+def test_flush_and_close_record_weights_no_forward_has_read_yet(tmp_path):
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with nl.Run(tmp_path / "run") as run:
+        nl.watch(model, run, opt, weights="full", grads=None)
+        x, y = _batch(1)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()                      # step 1's weights: no forward after it yet
+        run.flush()
+        r = nl.open_run(tmp_path / "run")
+        assert list(r["weights/2.bias"].steps) == [0, 1]
+        np.testing.assert_array_equal(r["weights/2.bias"].at(1), model[2].bias.detach().numpy())
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    r = nl.open_run(tmp_path / "run")
+    assert list(r["weights/2.bias"].steps) == [0, 1, 2]
+    np.testing.assert_array_equal(r["weights/2.bias"].at(2), model[2].bias.detach().numpy())
