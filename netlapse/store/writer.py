@@ -142,8 +142,9 @@ class StoreWriter:
             try:
                 array = self.group[name]
             except KeyError:
+                # small arrays start one chunk long: no resize at the first commit
                 array = self.group.create_array(
-                    name=name, shape=(0,) + tuple(shape), chunks=(chunk_steps,) + tuple(shape),
+                    name=name, shape=(chunk_steps if small else 0,) + tuple(shape), chunks=(chunk_steps,) + tuple(shape),
                     dtype=dtype, compressors=codecs or compressors(self.level),
                     fill_value=np.nan if np.dtype(dtype).kind == "f" else 0)
             col = self.columns[(path, key)] = _Column(array, chunk_steps,
