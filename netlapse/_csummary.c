@@ -1,0 +1,533 @@
+/*
+ * netlapse._csummary: the per-tensor summary of netlapse._stats in two passes over the data,
+ * with the GIL released.
+ *
+ *     summarize_many(arrays, stats, hist) -> list[int]
+ *
+ * arrays: a sequence of objects exporting C-contiguous float32 ('f') or float64 ('d') buffers.
+ * stats:  a writable C-contiguous float64 buffer of len(arrays) * 8 values (one row per array).
+ * hist:   a writable C-contiguous int64 buffer of len(arrays) * 64 counts.
+ *
+ * Returns one int per array: 0 = its stats and hist rows were written; 1 = not handled (another
+ * dtype or byte order, not C-contiguous, not a buffer, or a float64 array whose finite maximum
+ * magnitude is >= 2**450) and its rows were left untouched: the caller summarizes it with numpy.
+ *
+ * The stats row and the histogram follow netlapse/_stats.py (its docstring is the contract):
+ *     mean, std (ddof 0), min, max, norm, mean_abs over the finite values, in float64;
+ *     zero_frac = count(x == 0) / n over all elements; nonfinite = count of NaN and +-Inf.
+ * A finite x goes to bin (int)(((double)x - lo) * (64.0 / (hi - lo))), clamped to 63, the same
+ * IEEE double operations as numpy's np.subtract, np.multiply and truncating cast, so the counts
+ * are identical. This file must be compiled without -ffast-math and with -ffp-contract=off (no
+ * fused multiply-add) so that every one of these operations is rounded as numpy rounds it.
+ *
+ * Pass 1: min, max, sum and zero count over lanes of independent accumulators, which the
+ * compiler vectorizes, a block of BLOCK values at a time; a NaN or an infinity makes the
+ * block's sum non-finite, and then that block is redone by a loop that tests every value (and
+ * counts the non-finite ones). Pass 2: centred squares, absolute values and the bin index of
+ * each value, vectorizable, a block at a time, then the block's bins counted into 4 interleaved
+ * sub-histograms. The moments are sums in another order than numpy's pairwise sums: equal to
+ * rounding, not bit for bit. Nothing is allocated: the work arrays (6 KB) are on the stack.
+ *
+ * Plain C99 and the CPython API (buffer protocol), no numpy headers. With GCC on x86-64 Linux
+ * the hot loops get an AVX2 clone next to the baseline one (target_clones, picked at load time).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NSTATS 8
+#define NBINS 64
+#define LANES 16                  /* independent accumulators per loop */
+#define BLOCK 1024                /* values a block: passes 1 and 2 work block by block */
+#define SAFE_MAGNITUDE 2.9073548971824276e+135   /* 2**450: float64 beyond this is handed back
+                                                   * for the caller's power-of-two scaling */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(NETLAPSE_NO_TARGET_CLONES)
+/* one AVX2 and one baseline copy of each hot loop, picked at load time (ifunc) */
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static __inline
+#endif
+
+typedef struct {
+    double mn, mx, sum;
+    int64_t zeros, nonfinite;
+} Pass1;
+
+typedef struct {
+    double ssd, sabs;
+} Pass2;
+
+/* ---------------------------------------------------------------- pass 1 ------------------ */
+
+/* min, max and sum (in double) of the finite values, the number of zeros and of non-finite
+ * values. Each block of BLOCK values goes through a loop without tests: lanes of independent
+ * accumulators side by side, which the compiler vectorizes. A NaN or an infinity makes the
+ * block's sum non-finite (finite float32 values summed in double cannot overflow; float64 ones
+ * that could are >= 2**450 and handed back anyway): then that block alone is redone by a loop
+ * that tests each value, so a few NaN cost a few blocks. Lanes are combined in a fixed order. */
+#define PASS1(NAME, T)                                                                         \
+static HOT void NAME(const T *x, Py_ssize_t n, Pass1 *r)                                       \
+{                                                                                              \
+    T mn[LANES], mx[LANES], bmn[LANES], bmx[LANES];                                            \
+    double s[LANES], bs[LANES];                                                                \
+    int32_t z[LANES];                                                                          \
+    int64_t zeros = 0, nonfinite = 0;                                                          \
+    Py_ssize_t start = 0, i;                                                                   \
+    int j, k;                                                                                  \
+    for (j = 0; j < LANES; j++) {                                                              \
+        mn[j] = (T)INFINITY;                                                                   \
+        mx[j] = -(T)INFINITY;                                                                  \
+        s[j] = 0.0;                                                                            \
+    }                                                                                          \
+    while (n - start >= LANES) {                                                               \
+        Py_ssize_t cnt = n - start < BLOCK ? n - start : BLOCK;                                \
+        double bsum = 0.0;                                                                     \
+        cnt -= cnt % LANES;                                                                    \
+        for (j = 0; j < LANES; j++) {                                                          \
+            bmn[j] = (T)INFINITY;                                                              \
+            bmx[j] = -(T)INFINITY;                                                             \
+            bs[j] = 0.0;                                                                       \
+            z[j] = 0;                                                                          \
+        }                                                                                      \
+        for (i = start; i < start + cnt; i += LANES) {                                         \
+            for (j = 0; j < LANES; j++) {                                                      \
+                T v = x[i + j];                                                                \
+                bmn[j] = v < bmn[j] ? v : bmn[j];                                              \
+                bmx[j] = v > bmx[j] ? v : bmx[j];                                              \
+                bs[j] += (double)v;                                                            \
+                z[j] += v == 0;   /* false for NaN */                                          \
+            }                                                                                  \
+        }                                                                                      \
+        for (j = 0; j < LANES; j++) {                                                          \
+            zeros += z[j];                                                                     \
+            bsum += bs[j];                                                                     \
+        }                                                                                      \
+        if (isfinite(bsum)) {                                                                  \
+            for (j = 0; j < LANES; j++) {                                                      \
+                mn[j] = bmn[j] < mn[j] ? bmn[j] : mn[j];                                       \
+                mx[j] = bmx[j] > mx[j] ? bmx[j] : mx[j];                                       \
+                s[j] += bs[j];                                                                 \
+            }                                                                                  \
+        } else {   /* a NaN or an infinity in this block: again, leaving them out */           \
+            for (i = start; i < start + cnt; i++) {                                            \
+                T v = x[i];                                                                    \
+                if (isfinite(v)) {                                                             \
+                    mn[0] = v < mn[0] ? v : mn[0];                                             \
+                    mx[0] = v > mx[0] ? v : mx[0];                                             \
+                    s[0] += (double)v;                                                         \
+                } else {                                                                       \
+                    nonfinite++;                                                               \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+        start += cnt;                                                                          \
+    }                                                                                          \
+    for (j = LANES / 2; j > 0; j /= 2) {                                                       \
+        for (k = 0; k < j; k++) {                                                              \
+            mn[k] = mn[k + j] < mn[k] ? mn[k + j] : mn[k];                                     \
+            mx[k] = mx[k + j] > mx[k] ? mx[k + j] : mx[k];                                     \
+            s[k] += s[k + j];                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    for (i = start; i < n; i++) {   /* the last < LANES values */                              \
+        T v = x[i];                                                                            \
+        zeros += v == 0;                                                                       \
+        if (isfinite(v)) {                                                                     \
+            mn[0] = v < mn[0] ? v : mn[0];                                                     \
+            mx[0] = v > mx[0] ? v : mx[0];                                                     \
+            s[0] += (double)v;                                                                 \
+        } else {                                                                               \
+            nonfinite++;                                                                       \
+        }                                                                                      \
+    }                                                                                          \
+    r->mn = mn[0];                                                                             \
+    r->mx = mx[0];                                                                             \
+    r->sum = s[0];                                                                             \
+    r->zeros = zeros;                                                                          \
+    r->nonfinite = nonfinite;                                                                  \
+}
+PASS1(pass1_f32, float)
+PASS1(pass1_f64, double)
+
+/* ---------------------------------------------------------------- pass 2 ------------------ */
+
+/* Only when hi > lo (with hi == lo every finite value is lo: summarize_one has the sums in
+ * closed form). Sums of centred squares and of absolute values, and the bin of each value. */
+
+INLINE double load(const void *data, int f32, Py_ssize_t i)
+{
+    return f32 ? (double)((const float *)data)[i] : ((const double *)data)[i];
+}
+
+/* (v - lo) * scale is in [0, 64] for lo <= v <= hi: truncation is floor, and 64 (v at, or a
+ * rounding below, hi) goes to bin 63 later. The unsigned clamp to 64 changes none of these;
+ * it keeps the index inside the counts should another thread change the data between the
+ * passes (a negative index wraps to a large unsigned; what the CPU's conversion gives for a NaN
+ * or an out-of-range value, INT_MIN on x86, 0 or saturated on arm64, ends in [0, 64] too). */
+INLINE uint32_t raw_bin(double v, double lo, double scale)
+{
+    uint32_t k = (uint32_t)(int32_t)((v - lo) * scale);
+    return k < NBINS ? k : NBINS;
+}
+
+/* counts of the raw bins 0..64 into 4 sub-histograms: consecutive values in the same bin do
+ * not wait on each other's increment */
+static HOT void count_bins(const uint32_t *idx, Py_ssize_t cnt, int64_t sub[4][NBINS + 1])
+{
+    Py_ssize_t i;
+    for (i = 0; i + 4 <= cnt; i += 4) {
+        sub[0][idx[i]]++;
+        sub[1][idx[i + 1]]++;
+        sub[2][idx[i + 2]]++;
+        sub[3][idx[i + 3]]++;
+    }
+    for (; i < cnt; i++)
+        sub[0][idx[i]]++;
+}
+
+/* 64 / (hi - lo) finite. Without skip (all values finite): for each block of BLOCK values, the
+ * sums over lanes of independent accumulators and the raw bins in one vectorizable loop, then
+ * the block's counts. With skip (some values are not finite): the block's sums first; if they
+ * are finite the block has no NaN or infinity and its bins are computed as above, otherwise
+ * the block is redone by a loop that tests each value. */
+INLINE void pass2_lanes(const void *data, int f32, int skip, Py_ssize_t n, double mean,
+                        double lo, double scale, Pass2 *r, int64_t *hist)
+{
+    double ss[LANES], sa[LANES], bss[LANES], bsa[LANES];
+    int64_t sub[4][NBINS + 1];
+    uint32_t idx[BLOCK];
+    Py_ssize_t start = 0, b;
+    int j, k;
+    for (j = 0; j < LANES; j++)
+        ss[j] = sa[j] = 0.0;
+    memset(sub, 0, sizeof sub);
+    while (start < n) {
+        Py_ssize_t cnt = n - start < BLOCK ? n - start : BLOCK, full = cnt - cnt % LANES;
+        if (!skip) {
+            for (b = 0; b < full; b += LANES) {
+                for (j = 0; j < LANES; j++) {
+                    double v = load(data, f32, start + b + j), d = v - mean;
+                    ss[j] += d * d;
+                    sa[j] += fabs(v);
+                    idx[b + j] = raw_bin(v, lo, scale);
+                }
+            }
+            count_bins(idx, full, sub);
+        } else {
+            double bsum = 0.0;
+            for (j = 0; j < LANES; j++)
+                bss[j] = bsa[j] = 0.0;
+            for (b = 0; b < full; b += LANES) {
+                for (j = 0; j < LANES; j++) {
+                    double v = load(data, f32, start + b + j), d = v - mean;
+                    bss[j] += d * d;
+                    bsa[j] += fabs(v);
+                }
+            }
+            for (j = 0; j < LANES; j++)
+                bsum += bss[j];
+            if (isfinite(bsum)) {
+                for (j = 0; j < LANES; j++) {
+                    ss[j] += bss[j];
+                    sa[j] += bsa[j];
+                }
+                for (b = 0; b < full; b++)
+                    idx[b] = raw_bin(load(data, f32, start + b), lo, scale);
+                count_bins(idx, full, sub);
+            } else {
+                for (b = 0; b < full; b++) {
+                    double v = load(data, f32, start + b), d = v - mean;
+                    if (isfinite(v)) {
+                        ss[0] += d * d;
+                        sa[0] += fabs(v);
+                        sub[0][raw_bin(v, lo, scale)]++;
+                    }
+                }
+            }
+        }
+        for (b = full; b < cnt; b++) {   /* the last < LANES values of the array */
+            double v = load(data, f32, start + b), d = v - mean;
+            if (!skip || isfinite(v)) {
+                ss[0] += d * d;
+                sa[0] += fabs(v);
+                sub[0][raw_bin(v, lo, scale)]++;
+            }
+        }
+        start += cnt;
+    }
+    for (j = LANES / 2; j > 0; j /= 2) {
+        for (k = 0; k < j; k++) {
+            ss[k] += ss[k + j];
+            sa[k] += sa[k + j];
+        }
+    }
+    r->ssd = ss[0];
+    r->sabs = sa[0];
+    for (j = 0; j <= NBINS; j++)
+        hist[j < NBINS ? j : NBINS - 1] += (sub[0][j] + sub[1][j]) + (sub[2][j] + sub[3][j]);
+}
+
+#define PASS2(NAME, T, F32, SKIP)                                                              \
+static HOT void NAME(const T *x, Py_ssize_t n, double mean, double lo, double scale,           \
+                     Pass2 *r, int64_t *hist)                                                  \
+{                                                                                              \
+    pass2_lanes(x, F32, SKIP, n, mean, lo, scale, r, hist);                                    \
+}
+PASS2(pass2_f32, float, 1, 0)
+PASS2(pass2_f64, double, 0, 0)
+PASS2(pass2_skip_f32, float, 1, 1)
+PASS2(pass2_skip_f64, double, 0, 1)
+
+/* A range so narrow (below 64 / DBL_MAX, about 3.6e-307) that 64 / (hi - lo) overflows:
+ * bin = x >= hi ? 63 : 0, as numpy's path does. Non-finite values skipped. */
+static void pass2_narrow(const void *data, int f32, Py_ssize_t n, double mean, double hi,
+                         Pass2 *r, int64_t *hist)
+{
+    double ss = 0.0, sa = 0.0;
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        double v = load(data, f32, i), d;
+        if (!isfinite(v))
+            continue;
+        d = v - mean;
+        ss += d * d;
+        sa += fabs(v);
+        hist[v >= hi ? NBINS - 1 : 0]++;
+    }
+    r->ssd = ss;
+    r->sabs = sa;
+}
+
+/* ---------------------------------------------------------------- one array --------------- */
+
+/* Fills one stats row and one histogram row; returns 0, or 1 when not handled (rows untouched). */
+static int summarize_one(const void *data, int f32, Py_ssize_t n, double *stats, int64_t *hist)
+{
+    Pass1 p1;
+    Pass2 p2;
+    int64_t m;
+    double mean, lo, hi, scale;
+    int j;
+
+    if (n == 0) {
+        for (j = 0; j < NSTATS; j++)
+            stats[j] = NAN;
+        stats[7] = 0.0;
+        memset(hist, 0, NBINS * sizeof *hist);
+        return 0;
+    }
+    if (f32)
+        pass1_f32((const float *)data, n, &p1);
+    else
+        pass1_f64((const double *)data, n, &p1);
+    m = (int64_t)n - p1.nonfinite;
+    lo = p1.mn;
+    hi = p1.mx;
+    if (m > 0 && !f32 && (fabs(lo) >= SAFE_MAGNITUDE || fabs(hi) >= SAFE_MAGNITUDE))
+        return 1;
+
+    memset(hist, 0, NBINS * sizeof *hist);
+    for (j = 0; j < 6; j++)
+        stats[j] = NAN;
+    stats[6] = (double)p1.zeros / (double)n;
+    stats[7] = (double)p1.nonfinite;
+    if (m == 0)
+        return 0;
+
+    mean = p1.sum / (double)m;
+    if (hi == lo) {   /* every finite value is lo (or -lo, a signed zero): all in bin 0 */
+        double d = lo - mean;
+        p2.ssd = ((double)m * d) * d;
+        p2.sabs = (double)m * fabs(lo);
+        hist[0] = m;
+    } else {
+        scale = (double)NBINS / (hi - lo);
+        if (!isfinite(scale))
+            pass2_narrow(data, f32, n, mean, hi, &p2, hist);
+        else if (f32)
+            (p1.nonfinite ? pass2_skip_f32 : pass2_f32)((const float *)data, n, mean, lo, scale,
+                                                        &p2, hist);
+        else
+            (p1.nonfinite ? pass2_skip_f64 : pass2_f64)((const double *)data, n, mean, lo, scale,
+                                                        &p2, hist);
+    }
+    stats[0] = mean;
+    stats[1] = sqrt(p2.ssd / (double)m);
+    stats[2] = lo;
+    stats[3] = hi;
+    stats[4] = sqrt(p2.ssd + ((double)m * mean) * mean);   /* sum x^2 = ssd + m mean^2 */
+    stats[5] = p2.sabs / (double)m;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- Python binding ---------- */
+
+/* 'f' -> 1, 'd' -> 0, anything else -> -1 (native byte order only) */
+static int float_kind(const Py_buffer *v)
+{
+    const char *f = v->format;
+    if (f == NULL)
+        return -1;
+    if (*f == '@' || *f == '=')
+        f++;
+#if PY_LITTLE_ENDIAN
+    else if (*f == '<')
+        f++;
+#else
+    else if (*f == '>' || *f == '!')
+        f++;
+#endif
+    if (f[0] == 'f' && f[1] == '\0' && v->itemsize == 4)
+        return 1;
+    if (f[0] == 'd' && f[1] == '\0' && v->itemsize == 8)
+        return 0;
+    return -1;
+}
+
+static int format_is(const Py_buffer *v, const char *chars, Py_ssize_t itemsize)
+{
+    const char *f = v->format;
+    if (f == NULL)
+        return 0;
+    if (*f == '@' || *f == '=')
+        f++;
+#if PY_LITTLE_ENDIAN
+    else if (*f == '<')
+        f++;
+#endif
+    return f[0] != '\0' && f[1] == '\0' && strchr(chars, f[0]) != NULL && v->itemsize == itemsize;
+}
+
+static int get_out_buffer(PyObject *obj, Py_buffer *view, const char *name, const char *chars,
+                          const char *what, Py_ssize_t count)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    if (!format_is(view, chars, 8)) {
+        PyErr_Format(PyExc_TypeError, "summarize_many: %s must be a %s buffer", name, what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (view->len != count * 8) {
+        PyErr_Format(PyExc_ValueError, "summarize_many: %s holds %zd values, expected %zd",
+                     name, view->len / 8, count);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(summarize_many_doc,
+"summarize_many(arrays, stats, hist) -> list[int]\n\n"
+"Summarize each C-contiguous float32/float64 buffer in ``arrays`` into row i of ``stats``\n"
+"(float64, k*8) and ``hist`` (int64, k*64), as netlapse._stats.summarize does, with the GIL\n"
+"released. Returns one int per array: 0 = done, 1 = not handled (rows left untouched).");
+
+static PyObject *summarize_many(PyObject *self, PyObject *args)
+{
+    PyObject *arrays, *stats_obj, *hist_obj, *seq = NULL, *result = NULL;
+    Py_buffer stats_view, hist_view;
+    Py_buffer *views = NULL;
+    int *kinds = NULL, *status = NULL;
+    Py_ssize_t k, i;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOO:summarize_many", &arrays, &stats_obj, &hist_obj))
+        return NULL;
+    seq = PySequence_Fast(arrays, "summarize_many: arrays must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    k = PySequence_Fast_GET_SIZE(seq);
+    if (get_out_buffer(stats_obj, &stats_view, "stats", "d", "float64", k * NSTATS) < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    if (get_out_buffer(hist_obj, &hist_view, "hist", "lq", "int64", k * NBINS) < 0) {
+        PyBuffer_Release(&stats_view);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    views = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *views);
+    kinds = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *kinds);
+    status = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *status);
+    if (views == NULL || kinds == NULL || status == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+
+    /* gather every buffer while holding the GIL */
+    for (i = 0; i < k; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        kinds[i] = -1;
+        if (PyObject_GetBuffer(item, &views[i], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();   /* not a buffer, or not C-contiguous: the caller's numpy path */
+            continue;
+        }
+        kinds[i] = float_kind(&views[i]);
+        if (kinds[i] < 0)
+            PyBuffer_Release(&views[i]);
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    for (i = 0; i < k; i++) {
+        if (kinds[i] < 0) {
+            status[i] = 1;
+            continue;
+        }
+        status[i] = summarize_one(views[i].buf, kinds[i], views[i].len / views[i].itemsize,
+                                  (double *)stats_view.buf + i * NSTATS,
+                                  (int64_t *)hist_view.buf + i * NBINS);
+    }
+    Py_END_ALLOW_THREADS
+
+    result = PyList_New(k);
+    for (i = 0; i < k; i++) {
+        if (kinds[i] >= 0)
+            PyBuffer_Release(&views[i]);
+        if (result != NULL) {
+            PyObject *v = PyLong_FromLong(status[i]);
+            if (v == NULL) {
+                Py_CLEAR(result);
+                continue;
+            }
+            PyList_SET_ITEM(result, i, v);
+        }
+    }
+
+done:
+    PyMem_Free(views);
+    PyMem_Free(kinds);
+    PyMem_Free(status);
+    PyBuffer_Release(&hist_view);
+    PyBuffer_Release(&stats_view);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"summarize_many", summarize_many, METH_VARARGS, summarize_many_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "netlapse._csummary",
+    "Compiled per-tensor summaries for netlapse._stats (see summarize_many).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__csummary(void)
+{
+    return PyModule_Create(&module);
+}
