@@ -18,12 +18,12 @@ $(VENV)/.torch: | $(PY)
 	$(PIP) install -q $(TORCH)
 	touch $@
 
-$(VENV)/.deps-demo: pyproject.toml $(VENV)/.torch
+$(VENV)/.deps-demo: pyproject.toml setup.py netlapse/_csummary.c $(VENV)/.torch
 	$(PIP) install -q -e ".[demo]"
 	$(PY) scripts/check_torch.py
 	touch $@
 
-$(VENV)/.deps-test: pyproject.toml $(VENV)/.torch
+$(VENV)/.deps-test: pyproject.toml setup.py netlapse/_csummary.c $(VENV)/.torch
 	$(PIP) install -q -e ".[all]" --group dev
 	$(PY) scripts/check_torch.py
 	touch $@
@@ -37,8 +37,9 @@ browser:
 demo: $(VENV)/.deps-demo
 	$(VENV)/bin/netlapse demo $(ARGS)
 
+# the compiled summary kernel must have been built here (it is optional for users)
 test: $(VENV)/.deps-test browser
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	NETLAPSE_REQUIRE_CKERNEL=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) netlapse-demo .pytest_cache

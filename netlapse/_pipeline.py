@@ -212,6 +212,10 @@ class _StreamBatch:
             self.chunk = values_chunk_steps(tuple(value.shape), value.dtype)
         self.values[len(self.steps) - self.written] = value
 
+    def next_row(self) -> np.ndarray:
+        """The row ``put_row`` filled last (before its step is added)."""
+        return self.values[len(self.steps) - self.written]
+
     def capacity(self, shape, dtype) -> int:
         """Steps per block: about BATCH_BYTES, and whole chunks of the values array when a
         chunk holds several steps, so that a full block rewrites no chunk."""
@@ -238,6 +242,7 @@ class Pipeline:
         self._closed = False
         self._batches: dict[str, _StreamBatch] = {}
         self._singles: dict[tuple, Group] = {}   # submit(): one group per stream layout
+        self._waited_seen = 0.0                  # pool.waited_s at the last block written
         self._metric_steps: list[int] = []
         self._metric_rows: list[dict] = []
         self.last_committed_step: dict[str, int] = {}
@@ -456,17 +461,28 @@ class Pipeline:
             self._store(cap.group, cap.step, cap.entry[1])
             self.pool.release(cap.group, cap.entry)
             return
-        try:
-            self._store(cap.group, cap.step, cap.arrays, check=cap.unchanged)
-        finally:
+        read = False
+
+        def done():
+            nonlocal read
+            read = True
             with cap.cond:
                 cap.state = LiveCapture.DONE
                 cap.cond.notify_all()
 
-    def _store(self, group: Group, step: int, views: list, check=None) -> None:
-        """Summarize a group's tensors and add them to their streams' batches. ``check``
-        (live tensors): called once everything is read; False means they changed meanwhile."""
-        stats, hist = _summarize_all(views)
+        try:
+            self._store(cap.group, cap.step, cap.arrays, check=cap.unchanged, done=done)
+        finally:
+            if not read:
+                done()
+
+    def _store(self, group: Group, step: int, views: list, check=None, done=None) -> None:
+        """Summarize a group's tensors and add them to their streams' batches.
+
+        Live tensors (``check`` and ``done`` given): ``check()`` after the last read says
+        whether they changed meanwhile; ``done()`` then lets the training thread go on, before
+        the summaries (when every tensor was copied into its block) and before any disk write.
+        """
         batches = []
         for spec, view in zip(group.specs, views):
             batch = self._batches.get(spec.name)
@@ -475,12 +491,21 @@ class Pipeline:
             if spec.full:
                 batch.put_row(view)
             batches.append(batch)
+        if all(spec.full for spec in group.specs):   # summarize the copies, not live memory
+            views = [b.next_row() for b in batches]
+            stats = None
+        else:
+            stats, hist = _summarize_all(views)
         if check is not None and not check():
             import warnings
             warnings.warn(f"netlapse: {', '.join(s.name for s in group.specs)} changed in place "
                           f"while step {step} was being read (between the forward pass and the "
                           "next update); that step of them is not stored.", RuntimeWarning)
             return
+        if done is not None:
+            done()
+        if stats is None:
+            stats, hist = _summarize_all(views)
         for i, (spec, batch) in enumerate(zip(group.specs, batches)):
             batch.steps.append(step)
             batch.stats.append(stats[i])
@@ -499,9 +524,16 @@ class Pipeline:
             self._write_values(name, batch, rows)
 
     def _write_values(self, name: str, batch: _StreamBatch, rows: int) -> None:
-        """Write the first ``rows`` held tensors of ``batch`` (unpublished until the commit)."""
+        """Write the first ``rows`` held tensors of ``batch`` (unpublished until the commit).
+
+        If the training thread waited for the writer since the last block, this block is
+        stored uncompressed: compressing full tensors is the writer's largest cost (about
+        0.7 ms per MB), and a writer that keeps training waiting should not spend it.
+        """
         start = self.writer.length(name) + batch.written
-        self.writer.write_values(name, batch.meta, start, batch.values[:rows])
+        waited = self.pool.waited_s
+        fast, self._waited_seen = waited > self._waited_seen, waited
+        self.writer.write_values(name, batch.meta, start, batch.values[:rows], fast)
         batch.written += rows
 
     def _batch_full(self) -> bool:

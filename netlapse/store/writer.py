@@ -17,6 +17,8 @@ GIL released.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -60,7 +62,7 @@ class _Column:
             return
         tail = (0,) * (self.array.ndim - 1)
         for i in range(self.released, done):
-            _release_cached(self.root / self.array.metadata.encode_chunk_key((i,) + tail))
+            _RELEASER.release(self.root / self.array.metadata.encode_chunk_key((i,) + tail))
         self.released = max(self.released, done)
 
     def small_rows(self) -> None:
@@ -71,7 +73,7 @@ class _Column:
         self.rows_direct = self.direct is not None
         self.direct_checked = True
 
-    def write(self, start: int, rows: np.ndarray) -> None:
+    def write(self, start: int, rows: np.ndarray, fast: bool = False) -> None:
         end = start + len(rows)
         capacity = self.array.shape[0]
         if end > capacity:
@@ -85,7 +87,7 @@ class _Column:
             head = min(len(rows), -start % self.chunk_steps)
             if head:
                 self.array[start:start + head] = rows[:head]
-            done = head + self.direct.write(start + head, rows[head:], self.chunk_steps)
+            done = head + self.direct.write(start + head, rows[head:], self.chunk_steps, fast)
             start, rows = start + done, rows[done:]
         if len(rows):
             self.array[start:end] = rows
@@ -161,8 +163,10 @@ class StoreWriter:
         if name not in self.manifest.streams:
             self.manifest.add_streams({name: meta})
 
-    def write_values(self, name: str, meta: dict, start: int, values: np.ndarray) -> None:
+    def write_values(self, name: str, meta: dict, start: int, values: np.ndarray,
+                     fast: bool = False) -> None:
         """Write full tensors as rows ``start...`` of ``name/values`` ahead of their steps.
+        ``fast``: whole chunks are stored uncompressed (the writer is behind).
 
         They are not published until ``append_stream`` covers those rows and ``commit`` runs,
         so big tensors can go to disk as soon as a batch is full while the small arrays of the
@@ -177,7 +181,7 @@ class StoreWriter:
             col.direct_chunks()
         if chunk * values[0].nbytes >= RELEASE_CHUNK_BYTES:
             col.release_complete(start)   # the chunks the last write completed, one write behind
-        col.write(start, values)
+        col.write(start, values, fast)
 
     def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
                       hist: np.ndarray, values: np.ndarray | None) -> None:
@@ -208,6 +212,36 @@ class StoreWriter:
                 col.write(col.array.shape[0], np.full(start - col.array.shape[0], np.nan))
             col.write(start, columns.get(name, np.full(n, np.nan)))
         self.metric_rows = start + n
+
+
+class _Releaser:
+    """Runs ``_release_cached`` on its own thread: the flush waits on the disk (about 2 ms a
+    step for the MLP's full weights), and the writer should spend that time summarizing and
+    compressing. A hint only: when the disk is so slow that 64 files wait, later ones are
+    left in the page cache (the kernel writes them back as usual)."""
+
+    def __init__(self):
+        self._queue: queue.Queue = queue.Queue(maxsize=64)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="netlapse-release",
+                                                daemon=True)
+                self._thread.start()
+        try:
+            self._queue.put_nowait(path)
+        except queue.Full:
+            pass
+
+    def _run(self) -> None:
+        while True:
+            _release_cached(self._queue.get())
+
+
+_RELEASER = _Releaser()
 
 
 def _release_cached(path: Path) -> None:
