@@ -154,3 +154,22 @@ def test_leftover_temporary_files_are_ignored(tmp_path, capsys):
         run.step = 10
         run.record_array("weights/small", np.zeros(6, np.float32))
     assert list(nl.open_run(path)["weights/small"].steps) == list(range(11))
+
+
+def test_truncated_chunk_of_incompressible_values_is_found(tmp_path):
+    # random float32 does not compress: blosc stores such a chunk as is, and would decode it
+    # cut short without complaint (reading past its end); the size in its header tells
+    path = tmp_path / "r"
+    rng = np.random.default_rng(7)
+    values = {k: rng.standard_normal((512, 512)).astype(np.float32) for k in range(8)}
+    with nl.Run(path) as run:
+        for k, v in values.items():
+            run.step = k
+            run.record_array("weights/noise", v)
+    chunk = path / "data" / "weights" / "noise" / "values" / "c" / "1" / "0" / "0"   # steps 4..7
+    truncate(chunk)
+    r = nl.open_run(path)
+    with pytest.raises(CorruptRunError, match="truncated or corrupt") as err:
+        r["weights/noise"].at(6)
+    assert str(chunk) in str(err.value)
+    np.testing.assert_array_equal(r["weights/noise"].at(2), values[2])

@@ -239,10 +239,35 @@ class RunReader:
                 f"{self.path / DATA_DIR / key / 'zarr.json'} says {arr.shape[0]} rows but "
                 f"{COMMIT_FILE} publishes {length}; the array metadata is damaged.")
         try:
+            self._check_blosc_sizes(key, arr, sel, length)
             return arr[sel]
         except Exception as exc:  # noqa: BLE001 - codecs raise RuntimeError, ValueError, ...
             rows = range(*sel.indices(length)) if isinstance(sel, slice) else [sel]
             raise CorruptRunError(self._damage_message(key, arr, rows, exc)) from exc
+
+    def _check_blosc_sizes(self, key: str, arr, sel, length: int) -> None:
+        """Blosc stores a chunk that does not compress as is, and decodes such a chunk cut
+        short without an error (reading past its end). Each blosc chunk's header holds its
+        stored size: a file of another size is damaged (ValueError, reported like any other)."""
+        if not _is_blosc(arr):
+            return
+        rows = range(*sel.indices(length)) if isinstance(sel, slice) else [sel]
+        if not len(rows):
+            return
+        per = arr.chunks[0]
+        tail = (0,) * (arr.ndim - 1)
+        for ci in range(rows[0] // per, rows[-1] // per + 1):
+            path = self.path / DATA_DIR / key / arr.metadata.encode_chunk_key((ci,) + tail)
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(16)
+                    size = os.fstat(f.fileno()).st_size
+            except FileNotFoundError:
+                continue   # an absent chunk reads as the fill value (see docs/reliability.md)
+            stored = int.from_bytes(head[12:16], "little") if len(head) == 16 else -1
+            if stored != size:
+                raise ValueError(f"blosc chunk {path.name!r} holds {size} bytes, its header "
+                                 f"says {stored}")
 
     def _damage_message(self, key: str, arr, rows, exc: BaseException) -> str:
         bad = []
@@ -250,6 +275,7 @@ class RunReader:
         for ci in sorted({r // per for r in rows}):
             lo = ci * per
             try:
+                self._check_blosc_sizes(key, arr, slice(lo, min(lo + per, arr.shape[0])), arr.shape[0])
                 arr[lo: min(lo + per, arr.shape[0])]
             except Exception:  # noqa: BLE001
                 name = arr.metadata.encode_chunk_key((ci,) + (0,) * (arr.ndim - 1))
@@ -374,3 +400,9 @@ class RunReader:
                 dims = (tdim,) + tuple(f"{name}/dim_{i}" for i in range(len(s.shape)))
                 variables[name] = xr.Variable(dims, da.from_zarr(self._array(f"{name}/values"))[:n])
         return xr.Dataset(variables, coords=coords, attrs={"run": str(self.path), "status": self.status})
+
+
+def _is_blosc(arr) -> bool:
+    from zarr.codecs import BloscCodec
+
+    return any(isinstance(c, BloscCodec) for c in arr.metadata.codecs)
