@@ -83,12 +83,19 @@ class _Column:
         if self.rows_direct:
             self.direct.write_rows(start, rows, self.chunk_steps)
             return
-        if self.direct is not None:   # zarr completes a started chunk; whole ones go direct
+        # Full tensors: whole chunks are encoded straight from the block; a started chunk (a
+        # commit wrote part of it) is completed from the rows held in memory. Through zarr,
+        # those read-modify-writes ran on its worker threads and grew the process by about
+        # 10 MB per 500 steps (allocator fragmentation), without bound.
+        if self.direct is not None:
             head = min(len(rows), -start % self.chunk_steps)
             if head:
-                self.array[start:start + head] = rows[:head]
+                self.direct.write_rows(start, rows[:head], self.chunk_steps)
             done = head + self.direct.write(start + head, rows[head:], self.chunk_steps, fast)
             start, rows = start + done, rows[done:]
+            if len(rows):
+                self.direct.write_rows(start, rows, self.chunk_steps)
+            return
         if len(rows):
             self.array[start:end] = rows
 
