@@ -145,17 +145,11 @@ class Run:
     def record_live(self, group, step: int, arrays: list, fill, unchanged):
         """Hand tensors to the pipeline without a copy (see ``LiveCapture``); the adapter must
         call ``settle`` on the result before they can change. None if recording stopped."""
-        if self._failed is not None:
-            return None
-        try:
-            return self._pipeline.submit_live(group, step, arrays, fill, unchanged)
-        except RecordingError as exc:
-            self._fail(exc)
-            return None
+        return self._guarded(self._pipeline.submit_live, group, step, arrays, fill, unchanged)
 
     def settle(self, live) -> None:
         """Wait until the writer no longer reads ``live``'s tensors in place (or copy them)."""
-        if live is not None and self._failed is None:
+        if live is not None:
             self._guarded(self._pipeline.settle, live)
 
     def record_array(self, name: str, value, step: int | None = None, *, full: bool = True,
@@ -167,13 +161,15 @@ class Run:
         step = self._step if step is None else int(step)
         self.record(name, step, lambda buf: np.copyto(buf, arr), arr.shape, arr.dtype, full=full, meta=meta)
 
-    def _guarded(self, fn, *args) -> None:
+    def _guarded(self, fn, *args):
+        """``fn(*args)``; None once recording has failed (reported once, training goes on)."""
         if self._failed is not None:
-            return   # recording stopped; it was reported once, training goes on
+            return None
         try:
-            fn(*args)
+            return fn(*args)
         except RecordingError as exc:
             self._fail(exc)
+            return None
 
     def _fail(self, exc: RecordingError) -> None:
         """Recording failed: stop recording and tell the user once (warning, or raise)."""
