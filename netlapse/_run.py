@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._pipeline import Pipeline
+from ._record.pipeline import Pipeline
 from .errors import NetlapseError, RecordingError, RunExistsError
 from .store.layout import COMMIT_FILE, RUN_FILE
 from .store.manifest import Manifest, new_manifest

@@ -25,8 +25,8 @@ import weakref
 
 import numpy as np
 
-from ._capture import CapturePlan, check_mode, select_names
-from ._hostrecord import record_host
+from ._record.plan import CapturePlan, check_mode, select_names
+from ._record.support import record_host
 from .errors import NetlapseError
 
 __all__ = ["record", "record_nnx", "flatten", "path_name"]

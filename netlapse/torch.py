@@ -20,8 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised without torch install
 
 import numpy as np
 
-from ._capture import CapturePlan, select_names
-from ._pipeline import Group, StreamSpec
+from ._record.plan import CapturePlan, select_names
+from ._record.pipeline import Group, StreamSpec
 from .errors import NetlapseError
 
 __all__ = ["watch", "Watcher", "model_summary"]

@@ -3,7 +3,7 @@
 import numpy as np
 
 import netlapse as nl
-from netlapse import _pipeline
+from netlapse._record import pipeline as _pipeline
 from netlapse._stats import summarize
 
 

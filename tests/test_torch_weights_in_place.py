@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import netlapse as nl  # noqa: E402
-import netlapse._pipeline as pipeline  # noqa: E402
+import netlapse._record.pipeline as pipeline  # noqa: E402
 
 
 def _model():

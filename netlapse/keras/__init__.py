@@ -26,11 +26,11 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover
 
 import numpy as np
 
-from ._capture import CapturePlan, select_names
-from ._hostrecord import record_host
-from ._keras_grads import GradTap, to_host as _host
-from ._keras_layers import LayerTaps, leaf_layers, variable_names
-from .errors import NetlapseError
+from .._record.plan import CapturePlan, select_names
+from .._record.support import record_host
+from ._grads import GradTap, to_host as _host
+from ._layers import LayerTaps, leaf_layers, variable_names
+from ..errors import NetlapseError
 
 __all__ = ["Recorder", "model_summary"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._capture import CapturePlan
+from .plan import CapturePlan
 
 __all__ = ["record_host", "first_array"]
 

@@ -15,8 +15,8 @@ import warnings
 import keras
 import numpy as np
 
-from ._hostrecord import first_array
-from ._keras_grads import to_host
+from .._record.support import first_array
+from ._grads import to_host
 
 __all__ = ["variable_names", "leaf_layers", "LayerTaps"]
 

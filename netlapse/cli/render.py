@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import NetlapseError
+from ..errors import NetlapseError
 
 __all__ = ["render_command", "VIEW_HELP", "add_render_parser"]
 
@@ -97,7 +97,7 @@ def render_command(args) -> int:
 
 
 def _single(args, kw, moving):
-    from . import animate, plot
+    from .. import animate, plot
 
     kw = {k: v for k, v in kw.items() if v is not None or k in ("steps",)}
     if moving:
@@ -106,7 +106,7 @@ def _single(args, kw, moving):
 
 
 def _compare(args, kw, moving):
-    from . import animate, plot
+    from .. import animate, plot
 
     kw = {k: v for k, v in kw.items() if v is not None or k in ("step", "steps")}
     if moving:
@@ -122,7 +122,7 @@ def _write(make, out: Path, moving: bool, args) -> int:
         obj.save(out, fps=args.fps)
         print(f"wrote {out} ({len(obj)} frames)")
     else:
-        from .render.mpl import save_figure
+        from ..render.mpl import save_figure
 
         save_figure(obj, out)
         print(f"wrote {out}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptRunError
-from .store.reader import RunReader
+from ..errors import CorruptRunError
+from ..store.reader import RunReader
 
 __all__ = ["describe_run", "inspect_run", "first_nonfinite"]
 
@@ -107,7 +107,7 @@ def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
         problems.append(str(exc))
         metrics = []
     if check:
-        from ._progress import progress
+        from .._progress import progress
 
         with progress(desc="checking chunks", unit="array") as bar:
             problems += [p for p in run.verify(bar) if p not in problems]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import NetlapseError
+from ..errors import NetlapseError
 
 __all__ = ["main"]
 
 
 def _cmd_info(args) -> int:
-    from ._info import inspect_run
+    from .info import inspect_run
 
     text, problems = inspect_run(args.run, check=args.check)
     print(text)
@@ -24,7 +24,7 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .tour import run_tour
+    from ..tour import run_tour
 
     return run_tour(args.scenes, out=args.out, quick=args.quick)
 
@@ -32,10 +32,10 @@ def _cmd_demo(args) -> int:
 def _cmd_ui(args) -> int:
     from pathlib import Path
 
-    from .store.layout import RUN_FILE
+    from ..store.layout import RUN_FILE
 
     try:
-        from .ui import serve
+        from ..ui import serve
     except ImportError as exc:
         print(f"netlapse: error: {exc}", file=sys.stderr)
         return 1
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `netlapse demo`, then `netlapse info RUN` on a run it made.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from .tour import SCENES
+    from ..tour import SCENES
 
     p = sub.add_parser(
         "demo", help="train the tour's scenes (one per user story) and show them",
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also decode every recorded chunk, to find damaged files (reads the whole run)")
     p.set_defaults(func=_cmd_info)
 
-    from ._render_cli import add_render_parser
+    from .render import add_render_parser
 
     add_render_parser(sub)
 

@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .errors import NetlapseError, nearest_names
+from ..errors import NetlapseError, nearest_names
 
 __all__ = ["CapturePlan", "check_mode", "select_names"]
 

@@ -25,10 +25,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import _stats
-from ._stats import HIST_BINS, N_STATS
-from .errors import RecordingError
-from .store.layout import values_chunk_steps
+from .. import _stats
+from .._stats import HIST_BINS, N_STATS
+from ..errors import RecordingError
+from ..store.layout import values_chunk_steps
 
 __all__ = ["Pipeline", "BufferPool", "Group", "StreamSpec"]
 
