@@ -258,6 +258,13 @@ class Run:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _repr_html_(self) -> str:   # notebooks: what is committed so far (netlapse._display)
+        from ._display import run_summary_html
+
+        if not self._closed:
+            self.flush()
+        return run_summary_html(RunReader(self.path), "" if self._closed else f"step {self._step}")
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else "recording"
         return f"<netlapse.Run {str(self.path)!r} step={self._step} {state}>"

@@ -20,7 +20,12 @@ __all__ = ["Animation", "trajectories", "weight_images", "layer_profile", "distr
 
 
 class Animation:
-    """A computed view and how to write it. ``frames``: the step of each frame."""
+    """A computed view and how to write it. ``frames``: the step of each frame.
+
+    In a notebook it shows itself as the offline HTML player, up to ``embed_limit_mb``
+    megabytes (past it, a note saying how to save it instead)."""
+
+    embed_limit_mb: float = 20.0
 
     def __init__(self, view, fps: float = 10):
         self.view = view
@@ -43,6 +48,11 @@ class Animation:
         from .render import save
 
         return save(self.view, path, fps=fps or self.fps, dpi=dpi, title=title)
+
+    def _repr_html_(self) -> str:
+        from ._display import animation_html
+
+        return animation_html(self.view, self.fps, self.embed_limit_mb)
 
     def __repr__(self) -> str:
         return f"<netlapse Animation {self.view.view}: {len(self)} frames>"

@@ -21,7 +21,7 @@ import numpy as np
 from .._progress import progress
 from .spec import frame_count, frame_spec
 
-__all__ = ["player_document", "save_html", "encode_array", "decode_array"]
+__all__ = ["player_document", "player_page", "save_html", "encode_array", "decode_array"]
 
 NAN_U16 = 65535
 
@@ -107,11 +107,17 @@ def player_document(view, title: str | None = None, fps: float = 10) -> dict:
             "arrays": table.arrays, "cmaps": {c: _lut(c) for c in sorted(cmaps)}}
 
 
-def save_html(view, path, fps: float = 10, title: str | None = None) -> Path:
+def player_page(view, fps: float = 10, title: str | None = None) -> tuple[str, dict]:
+    """``(page, document)``: the player's whole HTML file as text, and its JSON document."""
     doc = player_document(view, title, fps)
     js = resources.files(__package__).joinpath("player.js").read_text(encoding="utf-8")
     data = json.dumps(doc, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = _TEMPLATE.format(title=_html.escape(doc["title"]), n=len(doc["frames"]), data=data, js=js)
+    return page, doc
+
+
+def save_html(view, path, fps: float = 10, title: str | None = None) -> Path:
+    page, _ = player_page(view, fps, title)
     path = Path(path)
     path.write_text(page, encoding="utf-8")
     return path

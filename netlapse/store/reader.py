@@ -60,6 +60,11 @@ class Stream:
         self.meta = meta
         self.length = length
 
+    def _repr_html_(self) -> str:   # notebooks: name, shape, steps, last stats (netlapse._display)
+        from .._display import stream_html
+
+        return stream_html(self)
+
     def __repr__(self) -> str:
         return (f"<Stream {self.name} capture={self.capture} shape={tuple(self.shape)} "
                 f"steps={self.length}>")
@@ -314,6 +319,14 @@ class RunReader:
     @property
     def name(self) -> str:
         return self.manifest.get("name") or self.path.name
+
+    def __repr__(self) -> str:
+        return f"<netlapse run {str(self.path)!r} {self.status}, {len(self._streams)} streams>"
+
+    def _repr_html_(self) -> str:   # notebooks: status, steps, streams, metric sparklines
+        from .._display import run_summary_html
+
+        return run_summary_html(self.refresh())
 
     @property
     def status(self) -> str:
