@@ -111,9 +111,16 @@ def _dir_size(path) -> int:
     return total
 
 
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
 def run_summary_html(reader, note: str = "") -> str:
     """A run: name, status, last step, config, metric sparklines and the streams table."""
-    from ._info import _human
     from .errors import CorruptRunError
 
     status = reader.status
