@@ -16,6 +16,7 @@ __all__ = [
     "Run", "open_run", "watch", "STAT_NAMES", "HIST_BINS", "__version__",
     "NetlapseError", "NotARunError", "RunExistsError", "StreamNotFoundError",
     "StepNotRecordedError", "CorruptRunError", "RecordingError",
+    "live",
 ]
 
 _LAZY_MODULES = {"torch", "keras", "jax", "plot", "animate", "views", "render"}
@@ -26,6 +27,13 @@ def watch(model, run, optimizer=None, **options):
     from .torch import watch as torch_watch
 
     return torch_watch(model, run, optimizer, **options)
+
+
+def live(run, view="weight_images", stream=None, every_s=1.0, **view_args):
+    """A picture in a notebook that redraws while ``run`` trains: see ``netlapse._live.live``."""
+    from ._live import live as _live
+
+    return _live(run, view, stream, every_s, **view_args)
 
 
 def __getattr__(name: str):
