@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import threading
 import time
 import warnings
-import weakref
 from pathlib import Path
 
 import numpy as np
 
+from . import _ending
 from ._record.pipeline import Pipeline
 from .errors import NetlapseError, RecordingError, RunExistsError
 from .store.layout import COMMIT_FILE, RUN_FILE
@@ -20,8 +19,6 @@ from .store.manifest import Manifest, new_manifest
 from .store.reader import RunReader
 
 __all__ = ["Run", "open_run"]
-
-_OPEN_RUNS: "weakref.WeakSet[Run]" = weakref.WeakSet()
 
 
 def open_run(path) -> RunReader:
@@ -51,11 +48,12 @@ class Run:
         self._lock = threading.Lock()
         self._failed: BaseException | None = None
         self._closed = False
+        self._ending: dict | None = None   # how the script ended the run (see _ending.py)
         self.watchers: list = []
         self._prepare_folder(resume, overwrite, config)
         self._step = self._resume_step() if resume else 0
         self._pipeline = Pipeline(self._make_writer, flush_every=flush_every)
-        _OPEN_RUNS.add(self)
+        _ending.install(self)   # closed at exit if the script does not; told of uncaught errors
 
     # ------------------------------------------------------------------ set-up
     def _prepare_folder(self, resume: bool, overwrite: bool, config: dict | None) -> None:
@@ -181,14 +179,15 @@ class Run:
         last = max(saved.values()) if saved else None
         last_text = (f"the last step saved is {last}" if last is not None
                      else "no step was saved")
+        after = (" Training goes on (pass on_error=\"raise\" to stop instead)."
+                 if not self._closed else "")
         cause = exc.__cause__
         reason = (f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)).rstrip(". ")
         message = (f"netlapse stopped recording to {self.path}: {reason}. {last_text[0].upper()}"
                    f"{last_text[1:]}; everything saved up to it is intact and readable.")
         if self.on_error == "raise":
             raise RecordingError(message) from exc
-        warnings.warn(message + " Training goes on (pass on_error=\"raise\" to stop instead).",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(message + after, RuntimeWarning, stacklevel=4)
 
     @property
     def waited_s(self) -> float:
@@ -202,6 +201,12 @@ class Run:
             if settle is not None:
                 settle()
         self._guarded(self._pipeline.flush, self._pipeline.stall_timeout)
+
+    def _note_exception(self, exc_type, exc, tb) -> None:
+        """An exception ended the script's use of this run: at close it is marked ``failed``
+        (``interrupted`` for Ctrl-C) with the exception and the step. The first one counts."""
+        if not self._closed and self._ending is None:
+            self._ending = _ending.ending_of(exc_type, exc, tb, self._step)
 
     def close(self, timeout: float = 60.0) -> None:
         """Close watchers, flush everything, mark the run finished.
@@ -224,7 +229,7 @@ class Run:
                 self._pipeline.close(min(timeout, 1.0))
         except RecordingError as exc:
             error = exc
-        _OPEN_RUNS.discard(self)
+        _ending.release_hook(self)
         self._mark_closed(self._failed or error, hung=self._pipeline.writer_alive())
         if error is not None:
             self._fail(error)
@@ -232,16 +237,21 @@ class Run:
     def _mark_closed(self, error: BaseException | None, hung: bool) -> None:
         """Write the final status to run.json; bounded wait when the disk may be hanging."""
         failed = error is not None
-        status = "failed" if failed else "finished"
+        ending = self._ending or {}
+        status = "failed" if failed else ending.get("status", "finished")
         fields = {"status": status, "closed": time.time()}
         if failed:
             fields["error"] = str(error.__cause__ or error)
+        if "exception" in ending:
+            fields["exception"] = ending["exception"]
+        if _ending.closed_at_exit():
+            fields["note"] = _ending.EXIT_NOTE
 
         def write():
             try:
                 self._manifest.update(**fields)
             except OSError as exc:
-                if not failed:   # a failure was (or is about to be) reported already
+                if not failed and self.path.exists():   # else reported already, or deleted
                     warnings.warn(f"netlapse could not mark {self.path} as {status}: {exc}",
                                   RuntimeWarning, stacklevel=4)
 
@@ -255,7 +265,9 @@ class Run:
     def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._note_exception(exc_type, exc, tb)
         self.close()
 
     def _repr_html_(self) -> str:   # notebooks: what is committed so far (netlapse._display)
@@ -269,11 +281,3 @@ class Run:
         state = "closed" if self._closed else "recording"
         return f"<netlapse.Run {str(self.path)!r} step={self._step} {state}>"
 
-
-@atexit.register
-def _close_open_runs() -> None:
-    for run in list(_OPEN_RUNS):
-        try:
-            run.close()
-        except Exception:  # noqa: BLE001 - interpreter is exiting; never mask the real exit
-            pass

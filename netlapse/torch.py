@@ -364,7 +364,9 @@ class Watcher:
     def __enter__(self) -> "Watcher":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:   # the run is marked failed (or interrupted) when it closes
+            self.run._note_exception(exc_type, exc, tb)
         self.close()
 
 

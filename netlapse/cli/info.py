@@ -69,6 +69,11 @@ def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
     lines = [f"run      {run.path}", f"status   {run.status}"]
     if run.manifest.get("error"):
         lines.append(f"error    recording stopped: {run.manifest['error']}")
+    exc = run.manifest.get("exception")
+    if exc:
+        lines.append(f"ended by  {exc.get('type')}: {exc.get('message')} (at step {exc.get('step')})")
+    if run.manifest.get("note"):
+        lines.append(f"note     {run.manifest['note']}")
     fw = run.manifest.get("framework") or {}
     if fw:
         lines.append(f"framework {fw.get('name')} {fw.get('version')}")

@@ -42,7 +42,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def run_status(manifest: dict) -> str:
-    """``finished``, ``running`` (its writer is alive) or ``not closed`` (it died before close)."""
+    """``finished``, ``failed`` (an exception, or recording failed), ``interrupted`` (Ctrl-C),
+    ``running`` (its writer is alive) or ``not closed`` (it died before close)."""
     status = manifest.get("status", "not closed")
     if status != "running":
         return status
