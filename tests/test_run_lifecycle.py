@@ -11,7 +11,7 @@ from torch import nn  # noqa: E402
 
 import netlapse as nl  # noqa: E402
 from netlapse import _ending  # noqa: E402
-from netlapse._info import describe_run  # noqa: E402
+from netlapse.cli.info import describe_run  # noqa: E402
 
 PROC = Path(__file__).parent / "lifecycle_proc.py"
 
