@@ -114,8 +114,18 @@ class Run:
     def closed(self) -> bool:
         return self._closed
 
-    def set_model_summary(self, framework: dict, model: dict) -> None:
-        self._manifest.update(framework=framework, model=model)
+    def set_model_summary(self, framework: dict, model: dict, name: str | None = None) -> None:
+        """The watched model's summary; a named one (several models on a run) goes under
+        ``models[name]`` in run.json."""
+        if name is None:
+            self._manifest.update(framework=framework, model=model)
+        else:
+            models = {**(self._manifest.data.get("models") or {}), name: model}
+            self._manifest.update(framework=framework, models=models)
+
+    def update_config(self, values: dict) -> None:
+        """Add ``values`` (JSON-able) to the run's config (trainer adapters: hparams, arguments)."""
+        self._manifest.update(config={**self._manifest.data.get("config", {}), **values})
 
     # ------------------------------------------------------------------ recording
     def log(self, step: int | None = None, **scalars) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._record.plan import CapturePlan, select_names
 from ._record.pipeline import Group, StreamSpec
+from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from .errors import NetlapseError
 
 __all__ = ["watch", "Watcher", "model_summary"]
@@ -78,7 +79,7 @@ class Watcher:
 
     def __init__(self, model: nn.Module, run, optimizer=None, *, every: int = 1,
                  weights="stats", grads="stats", activations=None, probe=None,
-                 include=None, exclude=None):
+                 include=None, exclude=None, name=None, scaler=None):
         if not isinstance(model, nn.Module):
             raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
         if model in _WATCHED and not _WATCHED[model].closed:
@@ -86,13 +87,15 @@ class Watcher:
                                 "(w.close()) before watching it again.")
         if getattr(run, "closed", True):
             raise NetlapseError("watch() needs an open netlapse.Run as its second argument.")
-        if optimizer is not None and not hasattr(optimizer, "register_step_post_hook"):
-            raise NetlapseError("optimizer must be a torch.optim.Optimizer (or None and call "
-                                "w.step() after each update).")
+        self.optimizers = optimizer_list(optimizer)
+        self.name = _check_name(name, run)
+        self._prefix = "" if name is None else f"{name}/"
+        self._steps = run.step   # this watcher's update count (named watchers; see steps_taken)
         self.plan = CapturePlan.make(every, weights, grads, activations)
         self.model = model
         self.run = run
-        self.optimizer = optimizer
+        self.optimizer = (self.optimizers[0] if len(self.optimizers) == 1
+                          else self.optimizers or None)
         self.closed = False
         self._handles: list = []
         self._act_handles: list = []
@@ -115,19 +118,35 @@ class Watcher:
 
         if any(p.is_cuda for _, p in self.params):
             run._pipeline.pool.alloc = _pinned_alloc
-        run.set_model_summary({"name": "torch", "version": torch.__version__}, model_summary(model))
+        run.set_model_summary({"name": "torch", "version": torch.__version__}, model_summary(model),
+                              name=name)
         if self.probe is not None:
             self._check_probe()
             self._record_inputs()
-        if optimizer is not None:
-            self._handles.append(optimizer.register_step_pre_hook(self._before_update))
-            self._handles.append(optimizer.register_step_post_hook(self._after_update))
+        self._updates = self._scaler = None
+        self.skipped_updates = 0
+        if self.optimizers:
+            self._updates = UpdateHooks(self.optimizers, self.params, self._grads_ready,
+                                        self._after_update)
+            self._handles.append(self._updates)
+            if scaler is not None:
+                self._scaler = ScalerHooks(scaler, self._updates, self._update_skipped)
+                self._handles.append(self._scaler)
             if self.plan.weights:
                 self._handles.append(model.register_forward_pre_hook(self._on_forward))
         _WATCHED[model] = self
         run.watchers.append(self)
-        self._record_state(run.step)
+        self._record_state(self.steps_taken)
         self._arm_activations()
+
+    @property
+    def steps_taken(self) -> int:
+        """Updates counted so far. An unnamed watcher counts in ``run.step``; a named one keeps
+        its own count and moves ``run.step`` up to it (``run.step`` = the largest count)."""
+        return self.run.step if self.name is None else self._steps
+
+    def _stream(self, kind: str, name: str) -> str:
+        return f"{kind}/{self._prefix}{name}"
 
     # ------------------------------------------------------------------ set-up helpers
     @staticmethod
@@ -177,9 +196,10 @@ class Watcher:
                 h.remove()
 
     def _record_inputs(self) -> None:
-        self._record("inputs/probe", self.probe, 0, "full", kind="inputs")
+        self._record(self._stream("inputs", "probe"), self.probe, 0, "full", kind="inputs")
         if self.probe_target is not None:
-            self._record("inputs/probe_target", self.probe_target, 0, "full", kind="inputs")
+            self._record(self._stream("inputs", "probe_target"), self.probe_target, 0, "full",
+                         kind="inputs")
 
     # ------------------------------------------------------------------ recording
     def _record(self, name: str, tensor, step: int, capture: str, kind: str | None = None) -> None:
@@ -203,7 +223,7 @@ class Watcher:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = Group(
-                StreamSpec(f"{kind}/{n}", self.plan.meta(kind, capture, t.shape, _dtype_name(t.dtype)),
+                StreamSpec(self._stream(kind, n), self.plan.meta(kind, capture, t.shape, _dtype_name(t.dtype)),
                            tuple(t.shape), np.dtype(_host_dtype(t.dtype)), capture == "full")
                 for (n, _), t in zip(named, tensors))
         return group
@@ -269,7 +289,7 @@ class Watcher:
         if not self.plan.due(step):
             return
         if self.plan.weights and self.params:
-            if self.optimizer is not None and not self.closed and self._readable_in_place():
+            if self.optimizers and not self.closed and self._readable_in_place():
                 self._settle()
                 self._weights_due = step
             else:
@@ -291,21 +311,21 @@ class Watcher:
     def _probe_hook(self, name, step, module, inputs, output) -> None:
         t = _first_tensor(output)
         if t is not None:
-            self._record(f"probe/{name}", t, step, "full")
+            self._record(self._stream("probe", name), t, step, "full")
 
-    def _record_grads(self, step: int) -> None:
+    def _record_grads(self, step: int, params=None) -> None:
         if self.plan.grads and self.plan.due(step):
-            self._record_group("grads", [(n, p.grad) for n, p in self.params if p.grad is not None],
-                               step, self.plan.grads)
+            self._record_group("grads", [(n, p.grad) for n, p in (params or self.params)
+                                         if p.grad is not None], step, self.plan.grads)
 
     def _activation_hook(self, name, module, inputs, output) -> None:
-        step = self.run.step + 1
+        step = self.steps_taken + 1
         if not torch.is_grad_enabled() or self._act_last.get(name) == step:
             return   # an eval pass, or a second forward of this step (gradient accumulation)
         t = _first_tensor(output)
         if t is None:
             return
-        stream = f"activations/{name}"
+        stream = self._stream("activations", name)
         capture = self.plan.activations
         if capture == "full":
             first = self._act_shapes.setdefault(stream, tuple(t.shape))
@@ -323,7 +343,7 @@ class Watcher:
 
     def _arm_activations(self) -> None:
         """Install activation hooks only while the next step is one to capture."""
-        want = bool(self.plan.activations) and not self.closed and self.plan.due(self.run.step + 1)
+        want = bool(self.plan.activations) and not self.closed and self.plan.due(self.steps_taken + 1)
         if want and not self._act_handles:
             self._act_handles = [m.register_forward_hook(functools.partial(self._activation_hook, n))
                                  for n, m in self.leaves]
@@ -332,21 +352,31 @@ class Watcher:
                 h.remove()
             self._act_handles = []
 
-    def _before_update(self, optimizer=None, args=None, kwargs=None) -> None:
+    def _grads_ready(self, params=None) -> None:
+        """An optimizer is about to update ``params`` (all watched ones when None)."""
         self._settle()
-        self._record_grads(self.run.step + 1)
+        self._record_grads(self.steps_taken + 1, params)
 
-    def _after_update(self, optimizer=None, args=None, kwargs=None) -> None:
-        self.run.step += 1
-        self._record_state(self.run.step)
+    def _after_update(self) -> None:
+        if self.name is None:
+            self.run.step += 1
+        else:
+            self._steps += 1
+            self.run.step = max(self.run.step, self._steps)
+        self._record_state(self.steps_taken)
         self._arm_activations()
+
+    def _update_skipped(self, index: int) -> None:
+        """The AMP scaler skipped an optimizer's update (Inf/NaN grads): not a step; counted."""
+        self.skipped_updates += 1
+        self.run.log(self.steps_taken, **{f"{self._prefix}amp/skipped_updates": self.skipped_updates})
 
     # ------------------------------------------------------------------ public
     def step(self) -> None:
         """Without an optimizer: call after each update; records grads (as they are now) and weights."""
-        if self.optimizer is not None:
+        if self.optimizers:
             raise NetlapseError("this watcher advances on optimizer.step(); do not call w.step() too.")
-        self._before_update()
+        self._grads_ready()
         self._after_update()
 
     def close(self) -> None:
@@ -370,14 +400,40 @@ class Watcher:
         self.close()
 
 
+def _check_name(name, run) -> str | None:
+    others = [w for w in getattr(run, "watchers", []) if not getattr(w, "closed", False)]
+    if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        raise NetlapseError(f"name={name!r}: pass a short non-empty string without '/', e.g. "
+                            "name=\"G\".")
+    if others and (name is None or any(getattr(w, "name", None) is None for w in others)):
+        first = others[0]
+        raise NetlapseError(
+            f"this run already has a watcher (on {type(first.model).__name__}"
+            f"{', name=' + repr(first.name) if getattr(first, 'name', None) else ''}). To record several models on "
+            "one run, give every watch a name, e.g. nl.watch(G, run, opt_g, name=\"G\") and "
+            "nl.watch(D, run, opt_d, name=\"D\"); or close the first watcher (w.close()).")
+    if any(getattr(w, "name", None) == name for w in others):
+        raise NetlapseError(f"name={name!r} is already used by another watcher on this run; "
+                            "give each model its own name.")
+    return name
+
+
 def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads="stats",
-          activations=None, probe=None, include=None, exclude=None) -> Watcher:
+          activations=None, probe=None, include=None, exclude=None, name=None,
+          scaler=None) -> Watcher:
     """Record a PyTorch model's training into ``run``.
 
     weights, grads, activations: ``"full"`` (exact tensors), ``"stats"`` (summary + histogram)
     or ``None``. ``every``: record steps divisible by it. ``probe``: a fixed input batch (or
     ``(x, y)``) run in eval mode at every captured step; each leaf layer's output is stored in
     full as ``probe/<layer>``. ``include``/``exclude``: glob patterns on parameter and layer names.
+
+    ``optimizer``: a ``torch.optim.Optimizer`` (wrappers such as Accelerate's are unwrapped), or
+    a list of them (a step is complete when each has stepped once). ``name``: needed when several
+    models are watched on one run; their streams become ``weights/<name>/<param>`` etc.
+    ``scaler``: the ``torch.amp.GradScaler`` that steps the optimizer, to count the updates it
+    skips as metric ``amp/skipped_updates``. What a step holds: docs/integrations.md.
     """
     return Watcher(model, run, optimizer, every=every, weights=weights, grads=grads,
-                   activations=activations, probe=probe, include=include, exclude=exclude)
+                   activations=activations, probe=probe, include=include, exclude=exclude,
+                   name=name, scaler=scaler)
