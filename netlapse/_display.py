@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 __all__ = ["run_summary_html", "stream_html", "sparkline_svg", "animation_html",
-           "EMBED_LIMIT_MB"]
+           "EMBED_LIMIT_MB", "let_figures_show"]
 
 EMBED_LIMIT_MB = 20.0   # the inline player's default size limit, as matplotlib's embed_limit
 
@@ -195,6 +195,50 @@ def animation_html(view, fps: float, limit_mb: float | None = None, title: str |
     w, h = doc["frames"][0].get("size", (6.4, 4.8))
     height = int(round(float(h) * 100)) + 150
     width = int(round(float(w) * 100)) + 40
+    page = page.replace("</body>", _FIT + "</body>", 1)
     return (f'<iframe srcdoc="{html.escape(page, quote=True)}" title="{_esc(doc["title"])}" '
             f'style="width:100%;max-width:{width}px;height:{height}px;border:0" '
             f'data-netlapse-player="{len(doc["frames"])}"></iframe>')
+
+
+# inline only: the iframe takes the height of the player it holds (the canvas scales with the
+# width); a frame the page may not reach (a sandbox) keeps the estimated height
+_FIT = """<script>(function () {
+  function fit() {
+    try { const f = window.frameElement; if (f) f.style.height = (Math.ceil(document.body.getBoundingClientRect().bottom) + 20) + "px"; }
+    catch (e) { /* not allowed: keep the height given */ }
+  }
+  window.addEventListener("load", fit); window.addEventListener("resize", fit); setTimeout(fit, 50);
+})();</script>
+"""
+
+
+def let_figures_show() -> None:
+    """Make matplotlib Figures display as PNG in an IPython kernel where nothing did it yet.
+
+    ``nl.plot`` builds Figures without pyplot (the user's backend is left alone), and IPython
+    only learns to show Figures when pyplot or ``%matplotlib`` sets up the inline backend. So,
+    when IPython is already loaded and no display formatter knows Figures, register the PNG
+    one the inline backend would (``print_figure``, tight bounding box). IPython is never
+    imported here."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    from functools import partial
+
+    from matplotlib.figure import Figure
+
+    formatters = shell.display_formatter.formatters
+    for formatter in formatters.values():
+        try:
+            formatter.lookup_by_type(Figure)
+            return
+        except (KeyError, AttributeError):
+            continue
+    from IPython.core.pylabtools import print_figure
+
+    formatters["image/png"].for_type(Figure, partial(print_figure, fmt="png", base64=True,
+                                                     bbox_inches="tight"))

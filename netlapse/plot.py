@@ -9,6 +9,7 @@ shows itself; ``fig.savefig("x.png")`` writes it. Needs ``pip install 'netlapse[
 from __future__ import annotations
 
 from . import views as _views
+from ._display import let_figures_show
 
 __all__ = ["trajectories", "weight_images", "layer_profile", "distributions", "function_fit",
            "hidden_space", "compare", "figure", "save"]
@@ -21,6 +22,7 @@ def figure(view, frame: int = -1, cursor: bool = False):
 
     require_matplotlib()
     fig, _ = draw(frame_spec(view, frame, cursor=cursor))
+    let_figures_show()
     return fig
 
 
@@ -56,6 +58,7 @@ def weight_images(run, stream, step=-1, *, units_axis=None, image=None, labels=N
     require_matplotlib()
     subs = [frame_spec(view, i) for i in range(len(view.steps))]
     fig, _ = draw(stack_specs(subs, [f"step {int(s)}" for s in view.steps], stream))
+    let_figures_show()
     return fig
 
 
