@@ -140,3 +140,38 @@ def test_to_xarray_is_lazy_and_equal(tmp_path):
     assert var.chunks is not None   # dask-backed
     np.testing.assert_array_equal(var.values, np.stack([tensor_at(k, (3, 4)) for k in range(5)]))
     assert list(ds["weights/w/step"].values) == [0, 2, 4, 6, 8]
+
+
+def test_row_access_by_index_step_and_range_equals_the_whole_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    recorded = {}
+    with nl.Run(tmp_path / "r") as run:
+        for k, step in enumerate([0, 5, 10, 15, 20, 27]):   # evenly spaced, then not
+            run.step = step
+            recorded[step] = rng.standard_normal((3, 4)).astype(np.float32)
+            run.record_array("weights/w", recorded[step])
+            run.log(loss=float(k), **({} if k % 2 else {"acc": k / 10}))
+    r = nl.open_run(tmp_path / "r")
+    s = r["weights/w"]
+    steps = list(recorded)
+    fresh = nl.open_run(tmp_path / "r")["weights/w"]   # nothing read yet: single-row reads
+    assert [fresh.step_of(i) for i in range(6)] == steps and fresh.step_of(-1) == 27
+    assert (fresh.first_step, fresh.last_step) == (0, 27)
+    assert fresh.read_steps(2, 4).tolist() == steps[2:4] and fresh.read_steps(-2).tolist() == steps[-2:]
+    np.testing.assert_array_equal(fresh.read_stats(1, 3), s.stats_array[1:3])
+    np.testing.assert_array_equal(fresh.stats_row(-1), s.stats_array[-1])
+    for step, want in [(-5, -1), (0, 0), (4, 0), (5, 1), (19, 3), (20, 4), (26, 4), (27, 5), (99, 5)]:
+        assert fresh.index_at_or_before(step) == want, step
+    np.testing.assert_array_equal(fresh.at_index(3), recorded[15])
+    np.testing.assert_array_equal(fresh.read_values(1, 3), np.stack([recorded[5], recorded[10]]))
+    assert fresh.values_chunk_rows >= 1
+    with pytest.raises(nl.StepNotRecordedError, match="row 6 is out of range"):
+        fresh.step_of(6)
+    assert r.metric_rows == 6 and r.metric_names == ["loss", "acc"]
+    assert r.metric_steps().tolist() == steps
+    assert r.metric_steps(np.asarray([1, 4])).tolist() == [5, 20]
+    np.testing.assert_array_equal(r.metric_values("acc", slice(0, 3)), [0.0, np.nan, 0.2])
+    assert r.metric_rows_through(14) == 3 and r.metric_rows_through(100) == 6
+    assert r.last_step() == 27 and r.seq >= 1 and r.updated >= r.created
+    with pytest.raises(nl.StreamNotFoundError, match="Nearest: loss"):
+        r.metric_values("los")

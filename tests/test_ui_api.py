@@ -264,3 +264,28 @@ def test_cli_serves_the_runs_and_prints_its_url(runs_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_truncated_chunk_gives_the_damaged_file_error_not_pixels(tmp_path):
+    # incompressible weights: blosc stores the chunk as is and would decode it cut short
+    # without complaint; the reader's chunk-size check must run under the dashboard too
+    rng = np.random.default_rng(3)
+    values = {k: rng.standard_normal((512, 512)).astype(np.float32) for k in range(8)}
+    with nl.Run(tmp_path / "runs" / "noisy") as run:
+        for k, v in values.items():
+            run.step = k
+            run.record_array("weights/noise", v)
+    chunk_rows = nl.open_run(tmp_path / "runs" / "noisy")["weights/noise"].values_chunk_rows
+    assert chunk_rows < 8   # two chunks at least: the damage stays in one of them
+    chunk = tmp_path / "runs" / "noisy" / "data" / "weights" / "noise" / "values" / "c" / "1" / "0" / "0"
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: len(data) - 1000])
+    client = TestClient(create_app(tmp_path / "runs"), base_url="http://localhost")
+    for form in ("f32", "u8"):
+        bad = client.get("/api/tensor", params={"run": "noisy", "stream": "weights/noise",
+                                                "step": chunk_rows, "as": form})
+        assert bad.status_code == 422, (form, bad.headers.get("content-type"))
+        assert bad.json()["kind"] == "corrupt"
+        assert str(chunk) in bad.json()["error"] and "truncated or corrupt" in bad.json()["error"]
+    good = _tensor(client.get("/api/tensor", params={"run": "noisy", "stream": "weights/noise", "step": 1}))
+    np.testing.assert_array_equal(good, values[1])

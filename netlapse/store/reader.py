@@ -86,9 +86,6 @@ class Stream:
     def dtype(self) -> str:
         return self.meta.get("dtype", "")
 
-    def _array(self, key: str):
-        return self._reader._array(f"{self.name}/{key}")
-
     def _read(self, key: str, sel):
         return self._reader._read(f"{self.name}/{key}", sel, self.length)
 
@@ -114,10 +111,7 @@ class Stream:
 
     def at(self, step: int) -> np.ndarray:
         """The exact tensor recorded at ``step`` (``-1``: the last one). Full streams only."""
-        if self.capture != "full":
-            raise StreamNotFoundError(
-                f"{self.name} was captured as {self.capture!r}, so only its stats and histograms "
-                "are stored. Record it with capture \"full\" to get tensors back.")
+        self._need_full()
         return np.asarray(self._read("values", self.index(step)))
 
     def history(self, steps=None) -> np.ndarray:
@@ -129,6 +123,104 @@ class Stream:
         idx = [self.index(int(s)) for s in steps]
         return (np.stack([np.asarray(self._read("values", i)) for i in idx]) if idx
                 else np.zeros((0,) + self.shape))
+
+    # ---- row access: every read goes through the reader's integrity checks
+    def _stop(self, start: int, stop: int | None) -> tuple[int, int]:
+        n = self.length
+        start = max(0, min(n, start + n if start < 0 else start))
+        stop = n if stop is None else max(0, min(n, stop + n if stop < 0 else stop))
+        return start, max(start, stop)
+
+    def _row(self, i: int) -> int:
+        j = i + self.length if i < 0 else i
+        if not 0 <= j < self.length:
+            raise StepNotRecordedError(f"{self.name} has {self.length} recorded steps; "
+                                       f"row {i} is out of range.")
+        return j
+
+    def step_of(self, i: int) -> int:
+        """The step recorded in row ``i`` (``-1``: the last row). Reads one element unless
+        ``steps`` was already read."""
+        i = self._row(i)
+        if "steps" in self.__dict__:
+            return int(self.steps[i])
+        return int(self._read("steps", i))
+
+    @property
+    def first_step(self) -> int | None:
+        """The first recorded step (None when nothing is committed yet)."""
+        return self.step_of(0) if self.length else None
+
+    @property
+    def last_step(self) -> int | None:
+        """The last recorded step (None when nothing is committed yet)."""
+        return self.step_of(-1) if self.length else None
+
+    def read_steps(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The steps of rows ``start:stop`` (Python slice rules), int64."""
+        start, stop = self._stop(start, stop)
+        if "steps" in self.__dict__ or start == stop:
+            return self.steps[start:stop]
+        return np.asarray(self._read("steps", slice(start, stop)), np.int64)
+
+    def read_stats(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Stats rows ``start:stop`` as ``(k, 8)`` float64 (columns ``STAT_NAMES``)."""
+        start, stop = self._stop(start, stop)
+        if "stats_array" in self.__dict__ or start == stop:
+            return self.stats_array[start:stop]
+        return np.asarray(self._read("stats", slice(start, stop)), np.float64)
+
+    def stats_row(self, i: int) -> np.ndarray:
+        """The stats of row ``i`` (``-1``: the last), float64 ``(8,)``."""
+        i = self._row(i)
+        if "stats_array" in self.__dict__:
+            return self.stats_array[i]
+        return np.asarray(self._read("stats", i), np.float64)
+
+    def index_at_or_before(self, step: int) -> int:
+        """The row of the last recorded step at or before ``step`` (``-1`` if ``step`` is before
+        the first). Cheap when ``step`` is at or past the end, or steps are evenly spaced: a few
+        single-element reads instead of the whole steps array."""
+        n = self.length
+        if n == 0:
+            return -1
+        last = self.step_of(-1)
+        if step >= last:
+            return n - 1
+        first = self.step_of(0)
+        if step < first:
+            return -1
+        if "steps" not in self.__dict__ and n > 2 and last > first and (last - first) % (n - 1) == 0:
+            i = (step - first) // ((last - first) // (n - 1))   # evenly spaced: guess, then check
+            if 0 <= i < n - 1 and self.step_of(i) <= step < self.step_of(i + 1):
+                return int(i)
+        return int(np.searchsorted(self.steps, step, side="right")) - 1
+
+    def _need_full(self) -> None:
+        if self.capture != "full":
+            raise StreamNotFoundError(
+                f"{self.name} was captured as {self.capture!r}, so only its stats and histograms "
+                "are stored. Record it with capture \"full\" to get tensors back.")
+
+    def at_index(self, i: int) -> np.ndarray:
+        """The exact tensor of row ``i`` (``-1``: the last). Full streams only."""
+        self._need_full()
+        return np.asarray(self._read("values", self._row(i)))
+
+    def read_values(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The tensors of rows ``start:stop`` stacked as ``(k, *shape)``. Full streams only."""
+        self._need_full()
+        start, stop = self._stop(start, stop)
+        if start == stop:
+            return np.zeros((0,) + self.shape)
+        return np.asarray(self._read("values", slice(start, stop)))
+
+    @property
+    def values_chunk_rows(self) -> int:
+        """Rows per stored chunk of a full stream's tensors: reading a whole chunk
+        (``read_values(c * k, (c + 1) * k)``) decodes it once."""
+        self._need_full()
+        return int(self._reader._array(f"{self.name}/values").chunks[0])
 
     @cached_property
     def stats_array(self) -> np.ndarray:
@@ -153,6 +245,15 @@ class Stream:
                   else np.zeros((0, HIST_BINS), np.int64))
         st = self.stats_array
         return Histograms(self.steps, counts, st[:, 2].copy(), st[:, 3].copy())
+
+
+def _rows_of(sel, length: int):
+    """The rows an index, a slice or an int array selects."""
+    if isinstance(sel, slice):
+        return range(*sel.indices(length))
+    if isinstance(sel, np.ndarray):
+        return sel.tolist()
+    return [int(sel)]
 
 
 def _describe_steps(steps: np.ndarray) -> str:
@@ -246,10 +347,11 @@ class RunReader:
                 f"{COMMIT_FILE} publishes {length}; the array metadata is damaged.")
         try:
             self._check_blosc_sizes(key, arr, sel, length)
+            if isinstance(sel, np.ndarray):
+                return arr.get_orthogonal_selection((sel,))
             return arr[sel]
         except Exception as exc:  # noqa: BLE001 - codecs raise RuntimeError, ValueError, ...
-            rows = range(*sel.indices(length)) if isinstance(sel, slice) else [sel]
-            raise CorruptRunError(self._damage_message(key, arr, rows, exc)) from exc
+            raise CorruptRunError(self._damage_message(key, arr, _rows_of(sel, length), exc)) from exc
 
     def _check_blosc_sizes(self, key: str, arr, sel, length: int) -> None:
         """Blosc stores a chunk that does not compress as is, and decodes such a chunk cut
@@ -257,12 +359,12 @@ class RunReader:
         stored size: a file of another size is damaged (ValueError, reported like any other)."""
         if not _is_blosc(arr):
             return
-        rows = range(*sel.indices(length)) if isinstance(sel, slice) else [sel]
+        rows = _rows_of(sel, length)
         if not len(rows):
             return
         per = arr.chunks[0]
         tail = (0,) * (arr.ndim - 1)
-        for ci in range(rows[0] // per, rows[-1] // per + 1):
+        for ci in sorted({int(r) // per for r in rows}):
             path = self.path / DATA_DIR / key / arr.metadata.encode_chunk_key((ci,) + tail)
             try:
                 with open(path, "rb") as f:
@@ -362,28 +464,87 @@ class RunReader:
                 f"no stream {name!r} in run {self.path}. Nearest: {', '.join(near) or 'none'}. "
                 "List them all with run.streams() or `netlapse info RUN`.") from None
 
+    @property
+    def seq(self) -> int:
+        """The commit's sequence number: it grows with every commit the writer publishes."""
+        return int(self.commit.get("seq", 0))
+
+    @property
+    def updated(self) -> float | None:
+        """Time (seconds since the epoch) of the last commit, or None before the first."""
+        return self.commit.get("time")
+
+    @property
+    def created(self) -> float | None:
+        """Time (seconds since the epoch) the run was created."""
+        return self.manifest.get("created")
+
+    @property
+    def framework(self) -> dict | None:
+        return self.manifest.get("framework")
+
     def last_step(self) -> int:
-        ends = [int(s.steps[-1]) for s in self._streams.values() if s.length]
-        if self.commit.get("metric_rows"):
-            ends.append(int(self._metric_steps()[-1]))
+        """The last committed step of any stream or metric (0 when nothing is committed);
+        reads one element per stream."""
+        ends = [s.step_of(-1) for s in self._streams.values() if s.length]
+        if self.metric_rows:
+            ends.append(int(self.metric_steps(np.asarray([self.metric_rows - 1]))[0]))
         return max(ends) if ends else 0
 
-    def _metric_steps(self) -> np.ndarray:
-        n = int(self.commit.get("metric_rows", 0))
-        return (np.asarray(self._read(f"{METRICS_GROUP}/step", slice(0, n), n), np.int64) if n
-                else np.zeros(0, np.int64))
+    # ------------------------------------------------------------------ metrics, by row
+    @property
+    def metric_rows(self) -> int:
+        """How many metric rows are committed (one per ``run.log`` call; a step may have several)."""
+        return int(self.commit.get("metric_rows", 0))
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The logged metrics' names, in the order they first appeared."""
+        return list(self.commit.get("metric_names", []))
+
+    def _metric_read(self, key: str, rows, dtype) -> np.ndarray:
+        n = self.metric_rows
+        if rows is None:
+            rows = slice(0, n)
+        if isinstance(rows, slice):
+            rows = slice(*rows.indices(n))
+            if rows.start >= rows.stop:
+                return np.zeros(0, dtype)
+        else:
+            rows = np.asarray(rows, np.int64)
+            if rows.size and (rows.min() < 0 or rows.max() >= n):
+                raise IndexError(f"metric rows must be in 0..{n - 1}")
+            if not rows.size:
+                return np.zeros(0, dtype)
+        return np.asarray(self._read(key, rows, n), dtype)
+
+    def metric_steps(self, rows=None) -> np.ndarray:
+        """The step of each metric row: all (``rows=None``), a slice, or an int array of rows."""
+        return self._metric_read(f"{METRICS_GROUP}/step", rows, np.int64)
+
+    def metric_values(self, name: str, rows=None) -> np.ndarray:
+        """One metric's column (float64, NaN where a row did not log it), rows as ``metric_steps``."""
+        if name not in self.metric_names:
+            near = nearest_names(name, self.metric_names)
+            raise StreamNotFoundError(f"no metric {name!r} in run {self.path}. Nearest: "
+                                      f"{', '.join(near) or 'none'}.")
+        return self._metric_read(f"{METRICS_GROUP}/{metric_key(name)}", rows, np.float64)
+
+    def metric_rows_through(self, step: int) -> int:
+        """How many metric rows have a step at or before ``step`` (rows are in step order)."""
+        n = self.metric_rows
+        if n == 0 or int(self.metric_steps(np.asarray([n - 1]))[0]) <= step:
+            return n
+        return int(np.searchsorted(self.metric_steps(), step, side="right"))
 
     @cached_property
     def metrics(self):
         """pandas DataFrame: ``step`` and one column per logged metric, one row per step."""
         import pandas as pd
 
-        n = int(self.commit.get("metric_rows", 0))
-        names = list(self.commit.get("metric_names", []))
-        data = {"step": self._metric_steps()}
-        for name in names:
-            data[name] = (np.asarray(self._read(f"{METRICS_GROUP}/{metric_key(name)}", slice(0, n), n),
-                                     np.float64) if n else np.zeros(0))
+        data = {"step": self.metric_steps()}
+        for name in self.metric_names:
+            data[name] = self.metric_values(name)
         df = pd.DataFrame(data)
         if len(df) and df["step"].duplicated().any():
             df = df.groupby("step", as_index=False, sort=True).last()

@@ -235,7 +235,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
             for n in root.find():
                 try:
                     r = cache.get(n)
-                    out[n] = (int(r.commit.get("seq", 0)), r.status)
+                    out[n] = (r.seq, r.status)
                 except Exception as exc:
                     out[n] = ("error", str(exc))
             return out

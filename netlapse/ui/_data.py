@@ -67,47 +67,23 @@ def _series(x, y, max_points: int) -> dict:
             "n": int(keep.sum())}
 
 
-def _step_at(s, i: int) -> int:
-    """Step of row ``i`` of stream ``s``, reading one chunk unless all steps are loaded."""
-    if "steps" in s.__dict__:
-        return int(s.steps[i])
-    return int(s._array("steps")[i])
-
-
-def _stats_row(s, i: int) -> np.ndarray:
-    if "stats_array" in s.__dict__:
-        return s.stats_array[i]
-    return np.asarray(s._array("stats")[i], np.float64)
-
-
 def last_step(reader) -> int:
     """The run's last committed step, reading one element per stream (not whole arrays)."""
-    ends = [_step_at(reader[n], reader[n].length - 1) for n in reader.streams() if reader[n].length]
-    rows = int(reader.commit.get("metric_rows", 0))
-    if rows:
-        from ..store.layout import METRICS_GROUP
-
-        ends.append(int(reader._array(f"{METRICS_GROUP}/step")[rows - 1]))
-    return max(ends) if ends else 0
+    return reader.last_step()
 
 
 def _sampled_metrics(reader, points: int) -> dict:
     """About ``points`` evenly spaced metric rows per metric (for sparklines: few chunks read)."""
-    from ..store.layout import METRICS_GROUP, metric_key
-
-    n = int(reader.commit.get("metric_rows", 0))
+    n = reader.metric_rows
     if n == 0:
         return {}
     if n <= 4 * points:
         df = reader.metrics
         return {c: _series(df["step"].to_numpy(), df[c].to_numpy(), points) for c in df.columns[1:6]}
     idx = np.unique(np.linspace(0, n - 1, points).round().astype(np.int64))
-    steps = np.asarray(reader._array(f"{METRICS_GROUP}/step").get_orthogonal_selection((idx,)))
-    out = {}
-    for name in list(reader.commit.get("metric_names", []))[:5]:
-        vals = reader._array(f"{METRICS_GROUP}/{metric_key(name)}").get_orthogonal_selection((idx,))
-        out[name] = _series(steps, np.asarray(vals, np.float64), points)
-    return out
+    steps = reader.metric_steps(idx)
+    return {name: _series(steps, reader.metric_values(name, idx), points)
+            for name in reader.metric_names[:5]}
 
 
 def _metric_frame(reader, start=None, end=None):
@@ -123,9 +99,8 @@ def run_summary(name: str, reader, sparks: bool = True) -> dict:
     """One row of the runs page."""
     return {
         "id": name, "name": reader.name, "status": reader.status,
-        "last_step": last_step(reader), "seq": int(reader.commit.get("seq", 0)),
-        "updated": reader.commit.get("time") or reader.manifest.get("created"),
-        "created": reader.manifest.get("created"),
+        "last_step": last_step(reader), "seq": reader.seq,
+        "updated": reader.updated or reader.created, "created": reader.created,
         "n_streams": len(reader.streams()), "metrics": _sampled_metrics(reader, SPARK_POINTS) if sparks else {},
     }
 
@@ -133,12 +108,11 @@ def run_summary(name: str, reader, sparks: bool = True) -> dict:
 def _stream_row(s) -> dict:
     """A stream's row of the layer table: last stats, first and last step (a few chunks read)."""
     n = s.length
-    last = {k: clean(v) for k, v in zip(STAT_NAMES, _stats_row(s, n - 1))} if n else {}
+    last = {k: clean(v) for k, v in zip(STAT_NAMES, s.stats_row(-1))} if n else {}
     return {
         "name": s.name, "kind": s.kind, "capture": s.capture, "shape": list(s.shape),
         "dtype": s.dtype, "length": int(n),
-        "first_step": _step_at(s, 0) if n else None,
-        "last_step": _step_at(s, n - 1) if n else None,
+        "first_step": s.first_step, "last_step": s.last_step,
         "last": last, "meta": {k: v for k, v in s.meta.items() if k not in ("shape", "dtype")},
     }
 
@@ -154,15 +128,13 @@ def run_detail(name: str, reader) -> dict:
     """The run page's metadata: streams with their last stats (sparklines: ``sparklines``)."""
     rows = [_stream_row(reader[n]) for n in reader.streams()]
     steps = [r["first_step"] for r in rows if r["first_step"] is not None]
-    names = list(reader.commit.get("metric_names", []))
-    if int(reader.commit.get("metric_rows", 0)):
-        from ..store.layout import METRICS_GROUP
-
-        steps.append(int(reader._array(f"{METRICS_GROUP}/step")[0]))
+    names = reader.metric_names
+    if reader.metric_rows:
+        steps.append(int(reader.metric_steps(np.asarray([0]))[0]))
     return {
         **run_summary(name, reader, sparks=False),
         "first_step": min(steps) if steps else 0,
-        "config": reader.config, "model": reader.model, "framework": reader.manifest.get("framework"),
+        "config": reader.config, "model": reader.model, "framework": reader.framework,
         "metric_names": names, "streams": rows,
         "probe_layout": reader.config.get("probe_layout") if isinstance(reader.config, dict) else None,
     }
@@ -183,26 +155,6 @@ def stat_series(reader, stream: str, stats=("norm",), max_points: int = MAX_POIN
     return {k: _series(s.steps, arr[:, STAT_NAMES.index(k)], max_points) for k in stats}
 
 
-def _index_at(s, step: int) -> int:
-    """Row of the last recorded step at or before ``step`` (-1 if none); cheap when ``step`` is
-    at or past the stream's end."""
-    n = s.length
-    if n == 0:
-        return -1
-    last = _step_at(s, n - 1)
-    if step >= last:
-        return n - 1
-    first = _step_at(s, 0)
-    if step < first:
-        return -1
-    if "steps" not in s.__dict__ and n > 1 and (last - first) % (n - 1) == 0 and last > first:
-        # evenly spaced steps (the usual case): guess the row, then check it with two reads
-        i = (step - first) // ((last - first) // (n - 1))
-        if 0 <= i < n - 1 and _step_at(s, i) <= step < _step_at(s, i + 1):
-            return int(i)
-    return int(np.searchsorted(s.steps, step, side="right")) - 1
-
-
 def layer_profile(reader, step: int) -> dict:
     """Per kind, each stream's stats at the last recorded step at or before ``step``."""
     out: dict[str, list] = {}
@@ -212,11 +164,11 @@ def layer_profile(reader, step: int) -> dict:
             s = reader[name]
             if s.kind != kind or not s.length:
                 continue
-            i = s.length - 1 if step < 0 else _index_at(s, step)
+            i = s.length - 1 if step < 0 else s.index_at_or_before(step)
             if i < 0:
                 continue
-            st = _stats_row(s, i)
-            rows.append({"name": name, "step": _step_at(s, i),
+            st = s.stats_row(i)
+            rows.append({"name": name, "step": s.step_of(i),
                          **{k: clean(v) for k, v in zip(STAT_NAMES, st)}})
         if rows:
             out[kind] = rows
@@ -225,40 +177,28 @@ def layer_profile(reader, step: int) -> dict:
 
 def start_state(reader, since: int, seq: int | None = None) -> dict:
     """What a client that has every step up to ``since`` (commit ``seq``) already holds."""
-    from ..store.layout import METRICS_GROUP
-
-    lengths = {name: _index_at(reader[name], since) + 1 for name in reader.streams()}
-    rows = int(reader.commit.get("metric_rows", 0))
-    done = 0
-    if rows:
-        col = reader._array(f"{METRICS_GROUP}/step")
-        done = rows if int(col[rows - 1]) <= since else int(
-            np.searchsorted(np.asarray(col[:rows]), since, side="right"))
-    return {"metric_rows": done, "lengths": lengths, "seq": seq, "status": reader.status}
+    lengths = {name: reader[name].index_at_or_before(since) + 1 for name in reader.streams()}
+    return {"metric_rows": reader.metric_rows_through(since), "lengths": lengths, "seq": seq,
+            "status": reader.status}
 
 
 def _new_metric_rows(reader, done: int, rows: int) -> dict:
-    from ..store.layout import METRICS_GROUP, metric_key
-
-    steps = np.asarray(reader._array(f"{METRICS_GROUP}/step")[done:rows], np.int64)
-    out = {}
-    for name in reader.commit.get("metric_names", []):
-        vals = np.asarray(reader._array(f"{METRICS_GROUP}/{metric_key(name)}")[done:rows], np.float64)
-        out[name] = _series(steps, vals, MAX_POINTS)
-    return out
+    steps = reader.metric_steps(slice(done, rows))
+    return {name: _series(steps, reader.metric_values(name, slice(done, rows)), MAX_POINTS)
+            for name in reader.metric_names}
 
 
 def updates_since(reader, sent: dict) -> dict | None:
     """What is new since ``sent`` (see ``start_state``): metric rows and each stream's rows
     after those already sent. Updates ``sent``; None if nothing changed.
     """
-    seq = int(reader.commit.get("seq", 0))
+    seq = reader.seq
     status = reader.status
     if sent.get("seq") == seq and sent.get("status") == status:
         return None
     msg = {"seq": seq, "status": status, "last_step": last_step(reader),
-           "updated": reader.commit.get("time"), "metrics": {}, "streams": {}}
-    rows = int(reader.commit.get("metric_rows", 0))
+           "updated": reader.updated, "metrics": {}, "streams": {}}
+    rows = reader.metric_rows
     if rows > sent.get("metric_rows", 0):
         msg["metrics"] = _new_metric_rows(reader, sent.get("metric_rows", 0), rows)
         sent["metric_rows"] = rows
@@ -269,7 +209,7 @@ def updates_since(reader, sent: dict) -> dict | None:
         done = lengths.get(name, 0)
         if done != s.length:
             row = _stream_row(s)
-            row["new_norm"] = _series(s.steps[done:], s.stats_array[done:, norm], MAX_POINTS)
+            row["new_norm"] = _series(s.read_steps(done), s.read_stats(done)[:, norm], MAX_POINTS)
             msg["streams"][name] = row
             lengths[name] = s.length
     sent["seq"], sent["status"] = seq, status

@@ -79,19 +79,18 @@ ROWS = _RowCache()
 
 
 def _row_values(reader, s, i: int) -> np.ndarray:
-    base = (str(reader.path), reader.manifest.get("created"), s.name)
+    base = (str(reader.path), reader.created, s.name)
     hit = ROWS.get(base + (i,))
     if hit is not None:
         return hit
-    arr = s._array("values")
-    chunk = int(arr.chunks[0])
+    chunk = s.values_chunk_rows
     c0 = (i // chunk) * chunk
     c1 = min(c0 + chunk, s.length)
-    block = np.asarray(arr[c0:c1])
+    block = s.read_values(c0, c1)   # one chunk, through the reader's integrity checks
     for j in range(c0, c1):
         ROWS.put(base + (j,), np.ascontiguousarray(block[j - c0], dtype="<f4"))
-    return ROWS.get(base + (i,)) if ROWS.get(base + (i,)) is not None else \
-        np.ascontiguousarray(block[i - c0], dtype="<f4")
+    hit = ROWS.get(base + (i,))
+    return hit if hit is not None else np.ascontiguousarray(block[i - c0], dtype="<f4")
 
 
 def tensor_at(reader, stream: str, step: int):
@@ -102,13 +101,11 @@ def tensor_at(reader, stream: str, step: int):
     n = s.length
     if n == 0:
         raise LookupError(f"{stream} has no committed steps yet")
-    if s.capture != "full":
-        s.at(0)   # the reader's message: stats only
-    steps = s.steps   # a full stream has few rows: read its steps once (cached with the reader)
-    i = n - 1 if step < 0 else max(0, int(np.searchsorted(steps, step, side="right")) - 1)
-    prev_step = int(steps[i - 1]) if i > 0 else None
-    next_step = int(steps[i + 1]) if i + 1 < n else None
-    return int(steps[i]), _row_values(reader, s, i), prev_step, next_step
+    s.values_chunk_rows   # raises the reader's message for a stats-only stream
+    i = n - 1 if step < 0 else max(0, s.index_at_or_before(step))
+    prev_step = s.step_of(i - 1) if i > 0 else None
+    next_step = s.step_of(i + 1) if i + 1 < n else None
+    return s.step_of(i), _row_values(reader, s, i), prev_step, next_step
 
 
 def colour_codes(arr: np.ndarray, scale: float) -> np.ndarray:
@@ -129,7 +126,7 @@ def colour_codes(arr: np.ndarray, scale: float) -> np.ndarray:
 
 def codes_at(reader, stream: str, step: int, values: np.ndarray, scale: float) -> np.ndarray:
     """``colour_codes(values, scale)`` of a recorded step, kept in the row cache."""
-    key = (str(reader.path), reader.manifest.get("created"), stream, "u8", step, scale)
+    key = (str(reader.path), reader.created, stream, "u8", step, scale)
     hit = ROWS.get(key)
     if hit is None:
         hit = colour_codes(values, scale)
