@@ -21,7 +21,8 @@ import numpy as np
 from .._progress import progress
 from .spec import frame_count, frame_spec
 
-__all__ = ["player_document", "player_page", "save_html", "encode_array", "decode_array"]
+__all__ = ["player_document", "player_page", "frame_document", "save_html", "encode_array",
+           "decode_array", "script"]
 
 NAN_U16 = 65535
 
@@ -94,6 +95,19 @@ def _lut(name: str) -> str:
     return base64.b64encode(rgb.tobytes()).decode("ascii")
 
 
+def frame_document(spec: dict) -> dict:
+    """One frame's spec packed as the player packs it: ``{"spec", "arrays", "cmaps"}``, drawn in
+    the browser by ``specdraw.js`` (the dashboard's view panels)."""
+    table, cmaps = _Table(), set()
+    packed = _pack(spec, table, cmaps)
+    return {"spec": packed, "arrays": table.arrays, "cmaps": {c: _lut(c) for c in sorted(cmaps)}}
+
+
+def script(name: str) -> str:
+    """The text of one of the package's browser scripts (``specdraw.js``, ``player.js``)."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
 def player_document(view, title: str | None = None, fps: float = 10) -> dict:
     """The JSON document the player reads: frames, steps, arrays, colormap LUTs."""
     table, cmaps, frames = _Table(), set(), []
@@ -110,7 +124,7 @@ def player_document(view, title: str | None = None, fps: float = 10) -> dict:
 def player_page(view, fps: float = 10, title: str | None = None) -> tuple[str, dict]:
     """``(page, document)``: the player's whole HTML file as text, and its JSON document."""
     doc = player_document(view, title, fps)
-    js = resources.files(__package__).joinpath("player.js").read_text(encoding="utf-8")
+    js = script("specdraw.js") + "\n" + script("player.js")
     data = json.dumps(doc, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     page = _TEMPLATE.format(title=_html.escape(doc["title"]), n=len(doc["frames"]), data=data, js=js)
     return page, doc

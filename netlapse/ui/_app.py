@@ -20,13 +20,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import _data, _tensors
+from . import _data, _tensors, _views
 from ._cache import RunCache
 from ._paths import RunsRoot, UnsafePathError, raw_path_is_suspicious
 
 __all__ = ["create_app", "STATIC_DIR"]
 
 STATIC_DIR = Path(__file__).parent / "static"
+RENDER_DIR = Path(__file__).parent.parent / "render"   # specdraw.js: the spec drawer, shared
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 POLL_S = 0.25
 
@@ -106,6 +107,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
     root = RunsRoot(runs_dir)
     cache = RunCache(root)
     static_files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+    static_files["specdraw.js"] = RENDER_DIR / "specdraw.js"
     stopping = threading.Event()
 
     async def call(fn, *args):
@@ -213,6 +215,15 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
                                  "X-Absmax": repr(absmax), "X-Scale": repr(scale)})
         return await call(work)
 
+    async def view_(request):
+        def work():
+            name, view = q(request, "run"), q(request, "view")
+            step, layer = q(request, "step", -1, int), request.query_params.get("layer") or None
+            at = _views.frame_step(cache.get(name), view, step, layer)
+            return _json(cache.memo(name, ("view", view, at, layer),
+                                    lambda r: _views.view_frame(r, view, at, layer)))
+        return await call(work)
+
     async def profile(request):
         def work():
             step = q(request, "step", -1, int)
@@ -283,7 +294,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
         Route("/", index), Route("/static/{name}", static),
         Route("/api/runs", runs), Route("/api/run", run), Route("/api/metrics", metrics),
         Route("/api/stats", stats), Route("/api/sparks", sparks), Route("/api/heatmap", heatmap), Route("/api/tensor", tensor),
-        Route("/api/profile", profile), Route("/api/events", events),
+        Route("/api/profile", profile), Route("/api/view", view_), Route("/api/events", events),
     ]
     app = Starlette(routes=routes)
     app.state.stopping = stopping

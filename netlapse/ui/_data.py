@@ -126,7 +126,12 @@ def sparklines(reader, points: int = SPARK_POINTS) -> dict:
 
 def run_detail(name: str, reader) -> dict:
     """The run page's metadata: streams with their last stats (sparklines: ``sparklines``)."""
+    from ..views.probes import target_gaps
+
     rows = [_stream_row(reader[n]) for n in reader.streams()]
+    for row in rows:
+        if row["name"] == "inputs/probe_target":
+            row["nonfinite_expected"] = target_gaps(reader)   # grid/plane rows: NaN on purpose
     steps = [r["first_step"] for r in rows if r["first_step"] is not None]
     names = reader.metric_names
     if reader.metric_rows:

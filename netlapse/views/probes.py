@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plane_probe", "curve_probe", "grid_lines", "plane_grid"]
+__all__ = ["plane_probe", "curve_probe", "grid_lines", "plane_grid", "target_gaps"]
 
 
 def grid_lines(lim: float = 1.0, lines: int = 21, points_per_line: int = 41) -> np.ndarray:
@@ -68,3 +68,21 @@ def curve_probe(x, y):
         raise ValueError(f"curve_probe needs x and y of the same length, got {x.shape} and {y.shape}.")
     order = np.argsort(x, kind="stable")
     return x[order, None].copy(), y[order, None].copy(), {"curve": [0, int(len(x))]}
+
+
+def target_gaps(reader) -> int:
+    """How many values of ``inputs/probe_target`` are NaN on purpose: those in rows outside the
+    layout's ``data`` (or ``curve``) rows, which ``plane_probe`` fills with NaN (grid lines and
+    plane points have no target). 0 without a layout or a full target stream."""
+    layout = reader.config.get("probe_layout") if isinstance(reader.config, dict) else None
+    rows = (layout or {}).get("data") or (layout or {}).get("curve")
+    if not rows or "inputs/probe_target" not in reader:
+        return 0
+    s = reader["inputs/probe_target"]
+    if s.capture != "full" or not s.length:
+        return 0
+    t = np.asarray(s.at_index(-1), np.float64)
+    t = t.reshape(len(t), -1) if t.ndim else t.reshape(1, 1)
+    outside = np.ones(len(t), bool)
+    outside[int(rows[0]):int(rows[1])] = False
+    return int((~np.isfinite(t[outside])).sum())

@@ -330,6 +330,32 @@ function profilePanel(view) {
   return { el: p, show: draw };
 }
 
+/* A panel drawing one frame of a view (netlapse/views, made into a spec by render/spec.py) with
+   specdraw.js: the same picture as nl.plot.<view> and the HTML player. Frames are kept by
+   recorded step (each knows its neighbours), so moving the slider between two is a hit. */
+function viewPanel(view, title, viewName, opts = {}) {
+  const p = panel(title, { key: opts.key || viewName, wide: opts.wide });
+  const c = el("canvas", { class: "spec-canvas", "data-view": viewName }), note = el("div", { class: "legend" });
+  p.body.append(c, note);
+  let frames = [];
+  const find = (step) => frames.find((f) => (step >= f.step || f.prev === null) && (f.next === null || step < f.next));
+  const draw = latest(async (step) => {
+    try {
+      let f = find(step);
+      if (!f) {
+        f = await api("view", { run: view.id, view: viewName, step, ...(opts.layer ? { layer: opts.layer } : {}) });
+        frames = [...frames.filter((g) => g.step !== f.step), f].slice(-32);
+      }
+      NetlapseSpec.render(c, f, f.spec, 100);
+      c.dataset.step = f.step;
+      note.textContent = opts.note || "";
+      p.stepLabel.textContent = `step ${f.step}`;
+      p.dataset.drawn = step;
+    } catch (e) { note.textContent = e.message; p.dataset.error = e.message; }
+  });
+  return { el: p, show: draw, live() { frames = frames.filter((f) => f.next !== null); } };
+}
+
 function probePanel(view) {
   const inp = view.streams["inputs/probe"];
   if (!inp || inp.capture !== "full") return null;
@@ -342,6 +368,10 @@ function probePanel(view) {
   const outName = layout.output || (probes.filter((s) => s.shape[0] === n && (s.shape[1] || 1) === 1).pop() || {}).name;
   const mode = fit1d && outName ? "fit" : hiddenName ? "hidden" : null;
   if (!mode) return null;
+  if (mode === "hidden") {
+    return viewPanel(view, `Hidden space · ${hiddenName}`, "hidden_space", { key: "probe", layer: hiddenName, wide: true,
+      note: "as nl.plot.hidden_space draws it: data points and the input grid's lines mapped into the 2-unit layer, the decision boundary, and the decision regions over the input plane" });
+  }
   const p = panel(mode === "fit" ? "Function fit (probe)" : `Hidden space · ${hiddenName}`, { key: "probe" });
   const c = el("canvas", { id: "probe-canvas" }), legend = el("div", { class: "legend" });
   p.body.append(c, legend);
@@ -360,19 +390,6 @@ function probePanel(view) {
       legend.replaceChildren(el("span", {}, el("i", { style: `background:${Charts.css("--muted")}` }), "target"),
         el("span", {}, el("i", { style: `background:${Charts.css("--cursor")}` }), `${outName} at step ${out.headers.get("X-Step")}`));
       p.stepLabel.textContent = `step ${out.headers.get("X-Step")}`;
-      p.dataset.drawn = step;
-    } else {
-      const h = await apiBinary("tensor", { run: view.id, stream: hiddenName, step });
-      const hx = [], hy = [], colors = [];
-      const k = y ? y.length / n : 0;
-      for (let i = 0; i < n; i++) {
-        hx.push(h.data[2 * i]); hy.push(h.data[2 * i + 1]);
-        const label = k === 1 ? y[i] : k > 1 ? y.slice(i * k, i * k + k).indexOf(Math.max(...y.slice(i * k, i * k + k))) : 0;
-        colors.push(Charts.PALETTE[Math.abs(Math.round(label)) % 8]);
-      }
-      Charts.scatter(c, { x: hx, y: hy, colors }, [], { height: 260 });
-      legend.replaceChildren(el("span", {}, `${n} probe points through ${hiddenName}, coloured by target`));
-      p.stepLabel.textContent = `step ${h.headers.get("X-Step")}`;
       p.dataset.drawn = step;
     }
   };
@@ -403,7 +420,15 @@ function layerTable(view) {
         const r = by[tr.dataset.stream];
         tr.querySelector(".at").textContent = r ? r.step : "–";
         const vals = cells(r || {});
-        tr.querySelectorAll(".stat").forEach((td, i) => { td.textContent = vals[i]; td.style.color = i === 6 && r && r.nonfinite ? "var(--bad)" : ""; });
+        const meant = (view.streams[tr.dataset.stream] || {}).nonfinite_expected || 0;   // probe rows without a target
+        tr.querySelectorAll(".stat").forEach((td, i) => {
+          td.textContent = vals[i]; td.style.color = ""; td.title = ""; delete td.dataset.nonfinite;
+          if (i !== 6 || !r || !r.nonfinite) return;
+          const onPurpose = r.nonfinite <= meant;
+          td.dataset.nonfinite = onPurpose ? "expected" : "bad";
+          td.style.color = onPurpose ? "var(--muted)" : "var(--bad)";
+          if (onPurpose) { td.textContent = `${r.nonfinite} no target`; td.title = "NaN on purpose: the probe's grid and plane rows have no target (probe_layout)"; }
+        });
       }
       p.stepLabel.textContent = `step ${step}`;
       p.dataset.drawn = step;
@@ -553,8 +578,11 @@ async function comparePage(params) {
     mp.body.append(el("div", { class: "legend" }, n), c);
     requestAnimationFrame(() => Charts.line(c, ok.filter((r) => r.m[n]).map((r) => ({ x: r.m[n].step, y: r.m[n].value, color: color(ok.indexOf(r)) })), { height: 170, xmin: 0, xmax }));
   });
+  // weight streams first (largest first), then the other full 2-D streams: probes and
+  // activations are per probe row / example, not an image of the layer
+  const rank = (s) => (s.kind === "weights" ? 0 : 1);
   const images = ok.map((r) => r.d.streams.filter((s) => s.capture === "full" && s.shape.length >= 2 && s.kind !== "inputs")
-    .sort((a, b) => b.shape.reduce((x, y) => x * y, 1) - a.shape.reduce((x, y) => x * y, 1)).map((s) => s.name));
+    .sort((a, b) => rank(a) - rank(b) || b.shape.reduce((x, y) => x * y, 1) - a.shape.reduce((x, y) => x * y, 1)).map((s) => s.name));
   if (!images.some((l) => l.length)) return;
   const common = images[0].find((n) => images.every((l) => l.includes(n)));
   const slider = el("input", { type: "range", min: 0, max: xmax, value: xmax, step: 1, id: "cmp-slider" });
@@ -564,8 +592,8 @@ async function comparePage(params) {
   side.body.append(el("div", { class: "stepbar", style: "position:static;padding:0 0 10px" }, slider, readout), row);
   grid.append(side);
   const cells = ok.map((r, i) => {
-    const c = el("canvas"), cap = el("div", { class: "legend" });
-    const sel = el("select", {}, ...images[i].map((n) => el("option", { value: n }, n)));
+    const c = el("canvas", { "data-run": r.id }), cap = el("div", { class: "legend" });
+    const sel = el("select", { "data-run": r.id }, ...images[i].map((n) => el("option", { value: n }, n)));
     if (common) sel.value = common;
     row.append(el("div", {}, el("div", { class: "panel-head" }, el("span", { class: "swatch", style: `background:${color(i)}` }), el("b", {}, r.id), el("span", { class: "spacer" }), sel),
       el("div", { class: "imgwrap" }, c), cap));
@@ -578,9 +606,10 @@ async function comparePage(params) {
     await Promise.all(cells.filter((x) => x.sel.value).map(async ({ r, c, cap, sel }) => {
       const t = await apiBinary("tensor", { run: r.id, stream: sel.value, step, as: "u8" });
       const L = Charts.tensorImage(c, t.data, t.shape, Number(t.headers.get("X-Scale")) || 1);
-      const scale = Math.min((row.clientWidth / cells.length - 40) / L.width, 300 / L.height, 16);
+      const scale = Math.min((row.clientWidth / cells.length - 40) / L.width, 300 / L.height, 48);
       c.style.width = `${Math.floor(L.width * (scale >= 3 ? Math.floor(scale) : scale))}px`;
       cap.textContent = `${sel.value} · ${t.shape.join("×")} · recorded step ${t.headers.get("X-Step")}`;
+      c.dataset.step = t.headers.get("X-Step"); c.dataset.stream = sel.value;
     }));
   };
   slider.oninput = draw;
