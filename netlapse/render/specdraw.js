@@ -154,7 +154,7 @@ var NetlapseSpec = (function () {
   }
 
   function drawPanel(ctx, p, cell) {
-    if (p.hidden) return;
+    if (p.hidden) return null;
     const outside = p.legend === "outside";
     const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: outside ? 130 : 10, t: 22, b: p.xticklabels ? 58 : 40};
     const ax = Axes(ctx, p, {left: cell.x + m.l, top: cell.y + m.t, width: cell.w - m.l - m.r, height: cell.h - m.t - m.b});
@@ -164,7 +164,7 @@ var NetlapseSpec = (function () {
     ctx.beginPath(); ctx.rect(ax.left, ax.top, ax.width, ax.height); ctx.clip();
     for (const it of p.items) drawItem(ctx, ax, it);
     ctx.restore();
-    if (p.axis_off) return;
+    if (p.axis_off) return ax;
     ctx.strokeStyle = "#444"; ctx.lineWidth = 1; ctx.strokeRect(ax.left, ax.top, ax.width, ax.height);
     ctx.font = "10px sans-serif"; ctx.fillStyle = "#333";
     const xt = p.xticks || niceTicks(Math.min(ax.x0, ax.x1), Math.max(ax.x0, ax.x1), 6);
@@ -225,6 +225,7 @@ var NetlapseSpec = (function () {
         });
       }
     }
+    return ax;
   }
 
   function drawColorbar(ctx, cb, x, y, h) {
@@ -261,8 +262,11 @@ var NetlapseSpec = (function () {
     ctx.fillText(spec.title, W / 2, 19);
     const n = spec.panels.length, nc = Math.max(1, Math.min(spec.ncols, n)), nr = Math.ceil(n / nc);
     const cw = (W - cbw) / nc, ch = (H - titleH) / nr;
-    spec.panels.forEach((p, k) => drawPanel(ctx, p, {x: (k % nc) * cw, y: titleH + Math.floor(k / nc) * ch, w: cw, h: ch}));
+    const axes = spec.panels.map((p, k) => drawPanel(ctx, p, {x: (k % nc) * cw, y: titleH + Math.floor(k / nc) * ch, w: cw, h: ch}));
     if (spec.colorbar) drawColorbar(ctx, spec.colorbar, W - cbw + 8, titleH + 20, H - titleH - 50);
+    // each panel's plot box in canvas pixels and its data limits (null for hidden panels)
+    return axes.map(ax => ax && {left: ax.left, top: ax.top, width: ax.width, height: ax.height,
+                                  x0: ax.x0, x1: ax.x1, y0: ax.y0, y1: ax.y1, log: ax.log});
   }
 
   return {render: render, decode: function (d, ref) { use(d); return arr(ref); }};

@@ -346,7 +346,8 @@ function viewPanel(view, title, viewName, opts = {}) {
         f = await api("view", { run: view.id, view: viewName, step, ...(opts.layer ? { layer: opts.layer } : {}) });
         frames = [...frames.filter((g) => g.step !== f.step), f].slice(-32);
       }
-      NetlapseSpec.render(c, f, f.spec, 100);
+      c.axes = NetlapseSpec.render(c, f, f.spec, 100);   // plot boxes in canvas pixels (tests read them)
+      c.frame = f;
       c.dataset.step = f.step;
       note.textContent = opts.note || "";
       p.stepLabel.textContent = `step ${f.step}`;
