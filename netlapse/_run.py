@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _ending
+from ._record import distributed as _distributed
 from ._record.pipeline import Pipeline
 from .errors import NetlapseError, RecordingError, RunExistsError
 from .store.layout import COMMIT_FILE, RUN_FILE
@@ -50,9 +51,16 @@ class Run:
         self._closed = False
         self._ending: dict | None = None   # how the script ended the run (see _ending.py)
         self.watchers: list = []
-        self._prepare_folder(resume, overwrite, config)
-        self._step = self._resume_step() if resume else 0
-        self._pipeline = Pipeline(self._make_writer, flush_every=flush_every)
+        self._dist = _distributed.context()   # None outside a torch.distributed process group
+        if self._dist is not None and not self._dist.is_writer:   # rank 0 alone writes
+            self._manifest, self._pipeline = _distributed.follower_parts(config)
+            self._step = 0
+        else:
+            self._prepare_folder(resume, overwrite, config)
+            self._step = self._resume_step() if resume else 0
+            self._pipeline = Pipeline(self._make_writer, flush_every=flush_every)
+        if resume and self._dist is not None:
+            self._step = self._dist.broadcast_int(self._step, "Run(resume=True)")
         _ending.install(self)   # closed at exit if the script does not; told of uncaught errors
 
     # ------------------------------------------------------------------ set-up
@@ -128,8 +136,13 @@ class Run:
         self._manifest.update(config={**self._manifest.data.get("config", {}), **values})
 
     # ------------------------------------------------------------------ recording
-    def log(self, step: int | None = None, **scalars) -> None:
-        """Record scalar metrics at the current step (or at ``step``)."""
+    def log(self, step: int | None = None, *, reduce: str | None = None, **scalars) -> None:
+        """Record scalar metrics at the current step (or at ``step``).
+
+        Under torch.distributed only rank 0's values are stored, unless ``reduce="mean"``,
+        ``"sum"`` or ``"max"``: then each metric is reduced over the ranks first (one
+        all-reduce; every rank must make the same call).
+        """
         if not scalars:
             raise ValueError("run.log() needs at least one metric, e.g. run.log(loss=0.3).")
         row = {}
@@ -140,6 +153,8 @@ class Run:
                 row[key] = float(value)
             except (TypeError, ValueError):
                 raise TypeError(f"metric {key!r} must be a number, got {type(value).__name__}.") from None
+        if reduce is not None:
+            row = _distributed.reduce_row(self._dist, row, reduce)
         self._guarded(self._pipeline.log, self._step if step is None else int(step), row)
 
     def record(self, name: str, step: int, fill, shape, dtype, *, full: bool, meta: dict) -> None:

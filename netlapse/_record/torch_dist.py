@@ -1,0 +1,316 @@
+"""The torch adapter inside a process group: DDP, FSDP2 and FSDP models, rank-reduced stats.
+
+What is recorded from where (docs/distributed.md):
+
+- DDP (or a model replicated by hand): parameters and grads are the same on every rank after
+  the update's all-reduce, so rank 0 records them as in one process, without collectives.
+  Activations differ per rank: their stats are reduced across ranks (``reduce_stats``) so that
+  they are the stats of the global batch. Full activations are rank 0's share. The probe runs
+  on rank 0 only, on the module inside DDP (so DDP's forward, which may broadcast buffers, is
+  not entered).
+- FSDP2 (``fully_shard``, parameters are ``DTensor`` shards) and FSDP with
+  ``use_orig_params=True`` (flat local views): stats are computed on each rank's shard and
+  reduced; ``"full"`` gathers the whole tensor (``full_tensor()``, or ``summon_full_params``).
+  Every rank runs the probe (its forward gathers parameters); rank 0 records it.
+
+``reduce_stats`` issues two collectives per group of tensors (an all-gather of 8 numbers per
+tensor, then an all-reduce of 66 per tensor), only at captured steps, the same on every rank.
+Its results follow ``_stats``' layout exactly: the histogram uses the edges of the reduced
+min/max and the same float64 bin formula, so its counts are those of the whole tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .distributed import context
+from .pipeline import Group, StreamSpec
+from .._stats import HIST_BINS, N_STATS
+from ..errors import NetlapseError
+
+__all__ = ["attach", "DistWatch", "reduce_stats"]
+
+_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def _clean(name: str) -> str:
+    for prefix in _PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
+def _is_dtensor(t) -> bool:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch without distributed
+        return False
+    return isinstance(t, DTensor)
+
+
+def _local(t):
+    """This rank's part of ``t`` as a plain tensor (None stays None)."""
+    if t is None:
+        return None
+    t = t.detach()
+    return t.to_local() if _is_dtensor(t) else t
+
+
+def _legacy_fsdp(model):
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    except ImportError:  # pragma: no cover
+        return []
+    return [m for m in model.modules() if isinstance(m, FSDP)]
+
+
+def attach(model, run) -> "DistWatch | None":
+    """A ``DistWatch`` when ``run`` was made inside a process group of 2+ ranks, else None."""
+    if run._dist is None:
+        if context() is not None:
+            raise NetlapseError(
+                "this Run was created before torch.distributed.init_process_group(), so every "
+                "rank would write its own copy. Create the Run after init_process_group(); rank "
+                "0 then writes it and the other ranks write nothing.")
+        return None
+    return DistWatch(model, run._dist)
+
+
+# ---------------------------------------------------------------------------------- stats
+def _hist(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """``_stats.histogram`` in torch: the same float64 arithmetic, so the same bins."""
+    counts = torch.zeros(HIST_BINS, dtype=torch.float64, device=x.device)
+    n = x.numel()
+    if n == 0:
+        return counts
+    if not hi > lo:
+        counts[0] = n
+        return counts
+    scale = HIST_BINS / (hi - lo)
+    if math.isfinite(scale):
+        idx = ((x - lo) * scale).to(torch.int64)    # >= 0, so truncation is floor
+    else:
+        idx = (x >= hi).to(torch.int64) * HIST_BINS
+    idx.clamp_(max=HIST_BINS - 1)
+    return torch.bincount(idx, minlength=HIST_BINS).to(torch.float64)
+
+
+def _first_pass(t):
+    """``(row, finite values)``: [present, n, zeros, nonfinite, count, sum, min, max]."""
+    row = torch.zeros(8, dtype=torch.float64)
+    row[6], row[7] = math.inf, -math.inf
+    if t is None:
+        return row, None
+    x = t.reshape(-1).to(torch.float64)
+    n = x.numel()
+    row[0], row[1] = 1, n
+    if n == 0:
+        return row, x
+    finite = torch.isfinite(x)
+    m = int(finite.sum())
+    row[2] = float((x == 0).sum())
+    row[3] = n - m
+    if m < n:
+        x = x[finite]
+    if m:
+        lo, hi = torch.aminmax(x)
+        row[4], row[5], row[6], row[7] = m, float(x.sum()), float(lo), float(hi)
+    return row, x
+
+
+def reduce_stats(ctx, tensors: list, what: str):
+    """Stats and histograms of tensors split over the ranks, as if each were one tensor.
+
+    ``tensors[i]`` is this rank's part of tensor ``i`` (a plain tensor, possibly empty, or None
+    where this rank has none). Every rank must call this with the same number of tensors.
+    Returns ``(stats (k, 8), hist (k, 64) int64, present (k,) bool)``; ``present[i]`` is False
+    when no rank had tensor ``i``.
+    """
+    k = len(tensors)
+    firsts = [_first_pass(t) for t in tensors]
+    rows = torch.stack([r for r, _ in firsts]) if k else torch.zeros((0, 8), dtype=torch.float64)
+    every = ctx.all_gather(rows, f"{what} (all-gather of partial stats)").cpu().numpy()
+    tot = every[:, :, :6].sum(axis=0)
+    lo = every[:, :, 6].min(axis=0)
+    hi = every[:, :, 7].max(axis=0)
+    count, total = tot[:, 4], tot[:, 5]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    second = torch.zeros((k, 2 + HIST_BINS), dtype=torch.float64)
+    for i, (_, x) in enumerate(firsts):
+        if x is None or x.numel() == 0 or count[i] == 0:
+            continue
+        d = x - float(mean[i])
+        second[i, 0] = float(torch.dot(d, d))
+        second[i, 1] = float(x.abs().sum())
+        second[i, 2:] = _hist(x, float(lo[i]), float(hi[i])).cpu()
+    second = ctx.all_reduce(second, "sum", f"{what} (all-reduce of sums and histograms)").numpy()
+    stats = np.full((k, N_STATS), np.nan)
+    n = tot[:, 1]
+    stats[:, 7] = tot[:, 3]
+    has = n > 0
+    stats[has, 6] = tot[has, 2] / n[has]
+    ok = count > 0
+    ssd = second[:, 0]
+    stats[ok, 0] = mean[ok]
+    stats[ok, 1] = np.sqrt(ssd[ok] / count[ok])
+    stats[ok, 2] = lo[ok]
+    stats[ok, 3] = hi[ok]
+    stats[ok, 4] = np.sqrt(ssd[ok] + count[ok] * mean[ok] * mean[ok])
+    stats[ok, 5] = second[ok, 1] / count[ok]
+    hist = np.rint(second[:, 2:]).astype(np.int64)
+    return stats, hist, tot[:, 0] > 0
+
+
+# ---------------------------------------------------------------------------------- models
+class DistWatch:
+    """What a ``Watcher`` does differently on one rank of a process group."""
+
+    def __init__(self, model, ctx):
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        self.ctx = ctx
+        self.model = model
+        self.module = model.module if isinstance(model, DDP) else model
+        legacy = _legacy_fsdp(self.module)
+        for m in legacy:
+            if not getattr(m, "_use_orig_params", False):
+                raise NetlapseError(
+                    "netlapse records FullyShardedDataParallel models only with "
+                    "use_orig_params=True (then each parameter keeps its own name and shard). "
+                    "Wrap the model with FSDP(model, use_orig_params=True), or use FSDP2's "
+                    "torch.distributed.fsdp.fully_shard.")
+        self.legacy = legacy[0] if legacy else None
+        self.sharded = self.legacy is not None or any(
+            _is_dtensor(p) for p in self.module.parameters())
+        self._held: dict = {}
+        self._groups: dict = {}
+        self._shapes: dict = {}
+        if self.legacy is not None:
+            self._shapes = self._legacy_shapes()
+
+    @property
+    def is_writer(self) -> bool:
+        return self.ctx.is_writer
+
+    def named_parameters(self):
+        return [(_clean(n), p) for n, p in self.module.named_parameters()]
+
+    def named_modules(self):
+        return [(_clean(n), m) for n, m in self.module.named_modules()]
+
+    @property
+    def in_place_ok(self) -> bool:
+        """May weights be handed to the writer in place (rank 0 with whole tensors only)."""
+        return self.is_writer and not self.sharded
+
+    @property
+    def runs_probe(self) -> bool:
+        """Sharded models: every rank runs the probe (its forward gathers parameters)."""
+        return self.sharded or self.is_writer
+
+    @property
+    def probe_module(self):
+        """DDP: the wrapped module, so DDP's forward (buffer broadcast) is not entered."""
+        return self.model if self.sharded else self.module
+
+    def _legacy_shapes(self) -> dict:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        with FSDP.summon_full_params(self.legacy, writeback=False):
+            return {id(p): tuple(p.shape) for p in self.module.parameters()}
+
+    # ------------------------------------------------------------------ weights and grads
+    def take_group(self, watcher, kind: str, named: list, step: int, capture: str) -> bool:
+        """Record a group of parameters or grads; False: the watcher records it as usual."""
+        if not self.sharded:
+            return not self.is_writer   # DDP: rank 0 records as in one process
+        if kind == "grads":   # the same list on every rank, whatever grads exist here
+            named = [(n, p.grad) for n, p in watcher.params]
+        params = [p for _, p in watcher.params] if kind in ("grads", "weights") else None
+        if capture == "full":
+            self._take_full(watcher, kind, named, step)
+        else:
+            self._take_stats(watcher, kind, named, params, step)
+        return True
+
+    def _take_stats(self, watcher, kind, named, params, step) -> None:
+        stats, hist, present = reduce_stats(self.ctx, [_local(t) for _, t in named],
+                                            f"{kind} stats at step {step}")
+        if not self.is_writer:
+            return
+        specs = []
+        for i, (name, t) in enumerate(named):
+            if not present[i]:
+                continue
+            shape = self._global_shape(t, params[i] if params else None)
+            specs.append((name, shape, t.dtype if t is not None else params[i].dtype))
+        keep = np.flatnonzero(present)
+        if len(keep):
+            group = self._rows_group(watcher, kind, specs, "stats")
+            watcher.run.record_rows(group, step, stats[keep], hist[keep])
+
+    def _global_shape(self, t, param) -> tuple:
+        if t is not None and _is_dtensor(t):
+            return tuple(t.shape)
+        if self.legacy is not None and param is not None:
+            return self._shapes.get(id(param), tuple(t.shape) if t is not None else ())
+        return tuple(t.shape)
+
+    def _take_full(self, watcher, kind, named, step) -> None:
+        if self.legacy is not None:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            with FSDP.summon_full_params(self.legacy, writeback=False, with_grads=kind == "grads"):
+                whole = [(n, p.grad if kind == "grads" else p) for n, p in watcher.params]
+                self._send_full(watcher, kind, whole, step)
+            return
+        whole = [(n, t.full_tensor() if _is_dtensor(t) else t) for n, t in named]
+        self._send_full(watcher, kind, whole, step)
+
+    def _send_full(self, watcher, kind, whole, step) -> None:
+        whole = [(n, t.detach()) for n, t in whole if t is not None]
+        if self.is_writer and whole:
+            tensors = [t for _, t in whole]
+            watcher.run.record_group(watcher._group(kind, whole, tensors, watcher.plan.weights
+                                                    if kind == "weights" else watcher.plan.grads),
+                                     step, watcher._copier(tensors))
+
+    def _rows_group(self, watcher, kind: str, specs: list, capture: str) -> Group:
+        key = (kind, capture, tuple(specs))
+        group = self._groups.get(key)
+        if group is None:
+            from ..torch import _dtype_name, _host_dtype
+
+            group = self._groups[key] = Group(
+                StreamSpec(f"{kind}/{n}", watcher.plan.meta(kind, capture, shape, _dtype_name(dtype),
+                                                           ranks=self.ctx.world),
+                           tuple(shape), np.dtype(_host_dtype(dtype)), False)
+                for n, shape, dtype in specs)
+        return group
+
+    # ------------------------------------------------------------------ activations
+    def hold(self, name: str, t) -> None:
+        """Keep this rank's activation of layer ``name`` (the last forward before the update)
+        until ``reduce_activations`` (a copy: the layer's output may be changed in place)."""
+        self._held[name] = t.detach().clone()
+
+    def reduce_activations(self, watcher, step: int) -> None:
+        """Reduce the held activations' stats over the ranks and record them (rank 0).
+
+        Called on every rank at every captured step, for every watched layer (a layer with no
+        activation on a rank takes part as absent), so every rank makes the same collectives.
+        """
+        held, self._held = self._held, {}
+        names = [n for n, _ in watcher.leaves]
+        tensors = [held.get(n) for n in names]
+        stats, hist, present = reduce_stats(self.ctx, tensors, f"activation stats at step {step}")
+        if not self.is_writer:
+            return
+        keep = [i for i in range(len(names)) if present[i] and tensors[i] is not None]
+        if keep:
+            specs = [(names[i], tuple(tensors[i].shape), tensors[i].dtype) for i in keep]
+            group = self._rows_group(watcher, "activations", specs, "stats")
+            watcher.run.record_rows(group, step, stats[keep], hist[keep])
