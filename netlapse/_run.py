@@ -165,6 +165,11 @@ class Run:
         """Hand several tensors taken at one moment to the pipeline as one ``Group``."""
         self._guarded(self._pipeline.submit_group, group, step, fill)
 
+    def record_rows(self, group, step: int, stats, hist) -> None:
+        """Hand precomputed stats and histogram rows of a group's streams to the pipeline
+        (``_stats``' layout; e.g. reduced across ranks): stored as they are."""
+        self._guarded(self._pipeline.submit_rows, group, step, stats, hist)
+
     def record_live(self, group, step: int, arrays: list, fill, unchanged):
         """Hand tensors to the pipeline without a copy (see ``LiveCapture``); the adapter must
         call ``settle`` on the result before they can change. None if recording stopped."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from ._record.plan import CapturePlan, select_names
 from ._record.pipeline import Group, StreamSpec
+from ._record.torch_dist import attach as _attach_dist
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from .errors import NetlapseError
 
@@ -107,9 +108,13 @@ class Watcher:
         self._weights_due: int | None = None      # a step whose weights are still to be read
         self._weights_live = None                 # LiveCapture the writer may be reading
         self._in_probe = False
+        self._dist = _attach_dist(model, run)   # None outside a torch.distributed process group
+        base = model if self._dist is None else self._dist.module   # DDP: names without "module."
 
-        named = dict(model.named_parameters())
-        leaves = {(n or "model"): m for n, m in model.named_modules() if not any(True for _ in m.children())}
+        named = dict(base.named_parameters() if self._dist is None else self._dist.named_parameters())
+        leaves = {(n or "model"): m for n, m in (base.named_modules() if self._dist is None
+                                                 else self._dist.named_modules())
+                  if not any(True for _ in m.children())}
         all_names = list(named) + [n for n in leaves if n not in named]
         chosen = set(select_names(all_names, include, exclude))
         self.params = [(n, p) for n, p in named.items() if n in chosen]
@@ -118,7 +123,7 @@ class Watcher:
 
         if any(p.is_cuda for _, p in self.params):
             run._pipeline.pool.alloc = _pinned_alloc
-        run.set_model_summary({"name": "torch", "version": torch.__version__}, model_summary(model),
+        run.set_model_summary({"name": "torch", "version": torch.__version__}, model_summary(base),
                               name=name)
         if self.probe is not None:
             self._check_probe()
@@ -163,16 +168,19 @@ class Watcher:
 
     def _run_probe_forward(self):
         """Run the model on the probe: eval mode, no grad; restore every module's mode."""
-        modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
+        model = self.model if self._dist is None else self._dist.probe_module
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
         try:
             with torch.no_grad():
-                return self.model(self.probe)
+                return model(self.probe)
         finally:
             for m, was in modes:
                 m.training = was
 
     def _check_probe(self) -> None:
+        if self._dist is not None and not self._dist.runs_probe:
+            return
         stack: list[tuple[str, list]] = []
         handles = []
         def enter(name, module, inputs):
@@ -246,6 +254,8 @@ class Watcher:
     def _record_group(self, kind: str, named: list, step: int, capture: str) -> None:
         """Record tensors taken at one moment (all weights, or all grads) as one group: one
         pooled slab, one copy call, one queue item, one summary call for all of them."""
+        if self._dist is not None and self._dist.take_group(self, kind, named, step, capture):
+            return
         if not named:
             return
         tensors = [t.detach() for _, t in named]
@@ -256,6 +266,8 @@ class Watcher:
     # between the update and the forward, such as clipping), and the next update waits until
     # the writer has read them, or copies them first if it has not started (``_settle``).
     def _readable_in_place(self) -> bool:
+        if self._dist is not None and not self._dist.in_place_ok:
+            return False
         return all(p.device.type == "cpu" and p.dtype in _IN_PLACE_DTYPES and p.is_contiguous()
                    for _, p in self.params)
 
@@ -298,6 +310,8 @@ class Watcher:
             self._capture_probe(step)
 
     def _capture_probe(self, step: int) -> None:
+        if self._dist is not None and not self._dist.runs_probe:
+            return
         handles = [m.register_forward_hook(functools.partial(self._probe_hook, name, step))
                    for name, m in self.leaves]
         self._in_probe = True
@@ -339,6 +353,9 @@ class Watcher:
                                   RuntimeWarning, stacklevel=2)
                 return
         self._act_last[name] = step
+        if self._dist is not None and capture == "stats":
+            self._dist.hold(name, t)   # reduced over the ranks at the update
+            return
         self._record(stream, t, step, capture)
 
     def _arm_activations(self) -> None:
@@ -356,6 +373,8 @@ class Watcher:
         """An optimizer is about to update ``params`` (all watched ones when None)."""
         self._settle()
         self._record_grads(self.steps_taken + 1, params)
+        if self._dist is not None:   # activation stats reduced over the ranks (every rank)
+            self._dist.grads_ready(self, self.steps_taken + 1)
 
     def _after_update(self) -> None:
         if self.name is None:

@@ -175,6 +175,21 @@ class LiveCapture:
         return [spec.name for spec in self.group.specs]
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """Stats and histogram rows computed elsewhere (e.g. reduced across ranks) for a group's
+    streams, in ``_stats``' layout: stored as they are, nothing summarized again."""
+
+    group: Group
+    step: int
+    stats: np.ndarray   # (k, N_STATS) float64
+    hist: np.ndarray    # (k, HIST_BINS) int64
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.group.specs]
+
+
 def _summarize_all(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Stats (k, N_STATS) and histograms (k, HIST_BINS) of every tensor of a group (one
     kernel call; a module-level name so tests can slow the writer down)."""
@@ -302,6 +317,16 @@ class Pipeline:
                 self._check_alive()
             self.pool.waited_s += time.perf_counter() - start
 
+    def submit_rows(self, group: Group, step: int, stats: np.ndarray, hist: np.ndarray) -> None:
+        """Hand over precomputed stats rows ``(k, N_STATS)`` and histograms ``(k, HIST_BINS)``
+        of a group's ``k`` streams (none of them full) at ``step``."""
+        self.raise_if_failed()
+        if self._closed:
+            raise RecordingError("this run is closed; open a new Run (or Run(..., resume=True)).")
+        stats = np.asarray(stats, np.float64).reshape(len(group.specs), N_STATS)
+        hist = np.asarray(hist, np.int64).reshape(len(group.specs), HIST_BINS)
+        self._queue.put(_Rows(group, step, stats, hist))
+
     def _check_alive(self) -> None:
         """While the training thread waits for a buffer: surface a failed or stalled writer."""
         self.raise_if_failed()
@@ -360,7 +385,7 @@ class Pipeline:
             if batch.steps:
                 pending.setdefault(name, []).extend(batch.steps)
         for item in items:
-            if isinstance(item, (_Capture, LiveCapture)):
+            if isinstance(item, (_Capture, LiveCapture, _Rows)):
                 for name in item.names:
                     pending.setdefault(name, []).append(item.step)
             elif isinstance(item, tuple) and item[0] == "metrics":
@@ -399,6 +424,8 @@ class Pipeline:
                     self._take(item)
                 elif isinstance(item, LiveCapture):
                     self._take_live(item)
+                elif isinstance(item, _Rows):
+                    self._store_rows(item)
                 elif isinstance(item, tuple) and item[0] == "metrics":
                     self._metric_steps.append(item[1])
                     self._metric_rows.append(item[2])
@@ -506,6 +533,15 @@ class Pipeline:
             batch.hist.append(hist[i])
             if spec.full:
                 self._write_if_due(spec.name, batch)
+
+    def _store_rows(self, rows: _Rows) -> None:
+        for spec, stats, hist in zip(rows.group.specs, rows.stats, rows.hist):
+            batch = self._batches.get(spec.name)
+            if batch is None:
+                batch = self._batches[spec.name] = _StreamBatch(spec.meta)
+            batch.steps.append(rows.step)
+            batch.stats.append(stats)
+            batch.hist.append(hist)
 
     def _write_if_due(self, name: str, batch: _StreamBatch) -> None:
         """After a row was added: write the block when it is full, or earlier at the last

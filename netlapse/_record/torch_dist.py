@@ -186,6 +186,7 @@ class DistWatch:
         self.sharded = self.legacy is not None or any(
             _is_dtensor(p) for p in self.module.parameters())
         self._held: dict = {}
+        self._reduced = -1
         self._groups: dict = {}
         self._shapes: dict = {}
         if self.legacy is not None:
@@ -227,9 +228,8 @@ class DistWatch:
         """Record a group of parameters or grads; False: the watcher records it as usual."""
         if not self.sharded:
             return not self.is_writer   # DDP: rank 0 records as in one process
-        if kind == "grads":   # the same list on every rank, whatever grads exist here
-            named = [(n, p.grad) for n, p in watcher.params]
-        params = [p for _, p in watcher.params] if kind in ("grads", "weights") else None
+        params = dict(watcher.params)
+        params = [params.get(n) for n, _ in named]
         if capture == "full":
             self._take_full(watcher, kind, named, step)
         else:
@@ -245,7 +245,7 @@ class DistWatch:
         for i, (name, t) in enumerate(named):
             if not present[i]:
                 continue
-            shape = self._global_shape(t, params[i] if params else None)
+            shape = self._global_shape(t, params[i])
             specs.append((name, shape, t.dtype if t is not None else params[i].dtype))
         keep = np.flatnonzero(present)
         if len(keep):
@@ -296,6 +296,12 @@ class DistWatch:
         """Keep this rank's activation of layer ``name`` (the last forward before the update)
         until ``reduce_activations`` (a copy: the layer's output may be changed in place)."""
         self._held[name] = t.detach().clone()
+
+    def grads_ready(self, watcher, step: int) -> None:
+        """Before an update: at a captured step, reduce the held activations (every rank)."""
+        if watcher.plan.activations == "stats" and watcher.plan.due(step) and step != self._reduced:
+            self._reduced = step   # several optimizers: once per step
+            self.reduce_activations(watcher, step)
 
     def reduce_activations(self, watcher, step: int) -> None:
         """Reduce the held activations' stats over the ranks and record them (rank 0).

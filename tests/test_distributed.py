@@ -1,0 +1,206 @@
+"""Distributed training: 2 processes on gloo (CPU), each rank in its own empty working folder.
+
+The ranks run tests/dist_worker.py; the one-process reference runs here. Each launch is
+bounded by a timeout; nothing waits on time except the process group's own timeout, which is
+what the hang test is about.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available()
+                                or not torch.distributed.is_gloo_available(),
+                                reason="needs torch.distributed with gloo")
+
+import dist_worker  # noqa: E402
+import netlapse as nl  # noqa: E402
+from netlapse._stats import summarize  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "dist_worker.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Launch:
+    """Two ranks of ``dist_worker.py SCENARIO``; rank r runs in ``tmp/rank{r}`` with its own
+    TMPDIR ``tmp/tmp{r}``; ``tmp/out`` receives what rank 0 saves for the test."""
+
+    def __init__(self, tmp: Path, scenario: str, pg_timeout: float = 60, hold_rank1=False):
+        self.tmp = tmp
+        self.out = tmp / "out"
+        self.out.mkdir()
+        port = _free_port()
+        self.procs = []
+        for rank in range(2):
+            cwd, tmpdir = tmp / f"rank{rank}", tmp / f"tmp{rank}"
+            cwd.mkdir()
+            tmpdir.mkdir()
+            env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "TMPDIR": str(tmpdir),
+                   "PYTHONPATH": os.pathsep.join([str(ROOT), str(WORKER.parent)]),
+                   "PYTHONDONTWRITEBYTECODE": "1", "NL_TEST_PG_TIMEOUT": str(pg_timeout),
+                   "OMP_NUM_THREADS": "1", "NETLAPSE_PROGRESS": "0",
+                   # torch's own compile cache (its import creates the folder): not rank 1's
+                   "TORCHINDUCTOR_CACHE_DIR": str(tmp / f"torch-cache{rank}")}
+            self.procs.append(subprocess.Popen(
+                [sys.executable, str(WORKER), scenario, str(self.out)], cwd=cwd, env=env,
+                stdin=subprocess.PIPE if (hold_rank1 and rank == 1) else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        self.started = time.monotonic()
+
+    def wait(self, rank: int, timeout: float) -> tuple[int, str, float]:
+        proc = self.procs[rank]
+        try:
+            text, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"rank {rank} did not exit within {timeout} s")
+        return proc.returncode, text, time.monotonic() - self.started
+
+    def kill(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+    def finish(self, timeout: float = 150) -> list[str]:
+        outputs = []
+        for rank in range(2):
+            rc, text, _ = self.wait(rank, timeout)
+            assert rc == 0, f"rank {rank} failed:\n{text[-3000:]}"
+            outputs.append(text)
+        return outputs
+
+    def files_of_rank1(self) -> list[str]:
+        return sorted(str(p.relative_to(self.tmp)) for d in ("rank1", "tmp1")
+                      for p in (self.tmp / d).rglob("*"))
+
+
+def _close(got, want, what):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    scale = float(np.nanmax(np.abs(want))) if want.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale, equal_nan=True,
+                               err_msg=what)
+
+
+@pytest.fixture(scope="module")
+def equal_launch(tmp_path_factory):
+    """One 2-rank launch: DDP, FSDP2 (full and stats) runs, the every=3 count, the pieces."""
+    tmp = tmp_path_factory.mktemp("dist")
+    launch = Launch(tmp, "equal,count,pieces")
+    ref = tmp / "single"
+    dist_worker.single(ref / "full", weights="full", grads="full", activations="stats")
+    dist_worker.single(ref / "stats", weights="stats", grads="stats", activations="stats")
+    launch.finish()
+    return launch, ref
+
+
+@pytest.mark.parametrize("name, ref_name", [("ddp", "full"), ("fsdp_full", "full"),
+                                            ("fsdp_stats", "stats")])
+def test_same_run_as_one_process(equal_launch, name, ref_name):
+    launch, ref_root = equal_launch
+    runs = launch.tmp / "rank0" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["count", "ddp", "fsdp_full", "fsdp_stats"]
+    assert launch.files_of_rank1() == [], "rank 1 wrote files"
+    run, ref = nl.open_run(runs / name), nl.open_run(ref_root / ref_name)
+    assert run.status == "finished"
+    assert sorted(run.streams()) == sorted(ref.streams())   # names without "module." prefixes
+    acts = np.load(launch.out / "acts.npz")
+    for stream in ref.streams():
+        got, want = run[stream], ref[stream]
+        assert list(got.steps) == list(want.steps), stream
+        assert got.capture == want.capture and got.shape == want.shape or stream.startswith("activations")
+        if stream.startswith("activations/"):
+            # the stats of the global batch: both ranks' outputs, taken by our own hooks
+            layer = stream.split("/", 1)[1]
+            hists = got.histograms
+            for i, step in enumerate(got.steps):
+                stats, hist = summarize(acts[f"{name}:{int(step)}/{layer}"])
+                _close(got.stats_array[i], stats, f"{stream} step {step}")
+                np.testing.assert_array_equal(hists.counts[i], hist, err_msg=f"{stream} step {step}")
+            continue
+        _close(got.stats_array, want.stats_array, f"{stream} stats")
+        np.testing.assert_array_equal(got.histograms.counts.sum(1), want.histograms.counts.sum(1))
+        if want.capture == "full":
+            _close(got.history(), want.history(), f"{stream} values")
+    _close(run.metrics["loss"], ref.metrics["loss"], "loss logged with reduce='mean'")
+    assert list(run.metrics["step"]) == list(ref.metrics["step"])
+
+
+def test_collectives_only_at_captured_steps(equal_launch):
+    launch, _ = equal_launch
+    calls = json.loads((launch.out / "calls.json").read_text())
+    assert calls[0] == calls[1], "the ranks made different collectives"
+    # (name, run.step when called): the activations of steps 3 and 6 are reduced in the
+    # optimizer's pre-step hook (run.step is 2, then 5): one all-gather and one all-reduce
+    assert calls[0] == [["all_gather", 2], ["all_reduce", 2], ["all_gather", 5], ["all_reduce", 5]]
+    run = nl.open_run(launch.tmp / "rank0" / "runs" / "count")
+    assert list(run["activations/fc1"].steps) == [3, 6]
+    assert list(run["grads/fc1.weight"].steps) == [3, 6]
+
+
+def test_reduced_stats_equal_whole_tensor(equal_launch):
+    launch, _ = equal_launch
+    saved = np.load(launch.out / "pieces.npz")
+    whole = [t.numpy() for t, _ in dist_worker.pieces()] + [np.ones(3, np.float32)]
+    for i, arr in enumerate(whole):
+        stats, hist = summarize(arr)
+        np.testing.assert_allclose(saved["stats"][i], stats, rtol=1e-12, atol=1e-12,
+                                   equal_nan=True, err_msg=f"piece {i}")
+        np.testing.assert_array_equal(saved["hist"][i], hist, err_msg=f"piece {i}")
+    assert saved["present"].all()
+
+
+def _committed(path):
+    run = nl.open_run(path)
+    return {s: [int(x) for x in run[s].steps] for s in run.streams()}
+
+
+def test_dead_rank(tmp_path):
+    launch = Launch(tmp_path, "fail", pg_timeout=30)
+    rc1, text1, _ = launch.wait(1, 120)
+    assert rc1 != 0 and "fails on purpose at step 3" in text1
+    rc0, text0, _ = launch.wait(0, 60)
+    assert rc0 != 0
+    assert "CollectiveError" in text0 and "activation stats at step 3" in text0
+    steps = _committed(tmp_path / "rank0" / "runs" / "fail")
+    assert steps["activations/fc1"] == [1, 2]
+    assert steps["weights/fc1.weight"] == [0, 1, 2]
+    assert launch.files_of_rank1() == []
+
+
+def test_hung_rank_times_out(tmp_path):
+    """Rank 1 stays alive but stops taking part: rank 0 gives up after the group's timeout."""
+    launch = Launch(tmp_path, "hang", pg_timeout=4, hold_rank1=True)
+    try:
+        rc0, text0, _ = launch.wait(0, 120)
+    finally:
+        launch.wait(1, 60)   # communicate() closes rank 1's stdin: it lets go
+    assert rc0 != 0
+    assert "CollectiveError" in text0 and "timeout (4 s" in text0, text0[-2000:]
+    steps = _committed(tmp_path / "rank0" / "runs" / "hang")
+    assert steps["activations/fc1"] == [1, 2]
+
+
+def test_log_reduce_in_one_process(tmp_path):
+    with nl.Run(tmp_path / "r") as run:
+        run.log(loss=1.5, reduce="mean")
+        with pytest.raises(ValueError, match="reduce='median'"):
+            run.log(loss=1.0, reduce="median")
+    assert list(nl.open_run(tmp_path / "r").metrics["loss"]) == [1.5]
