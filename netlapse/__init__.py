@@ -19,7 +19,7 @@ __all__ = [
     "live",
 ]
 
-_LAZY_MODULES = {"torch", "keras", "jax", "plot", "animate", "views", "render"}
+_LAZY_MODULES = {"torch", "keras", "jax", "plot", "animate", "views", "render", "export"}
 
 
 def watch(model, run, optimizer=None, **options):

@@ -1,4 +1,4 @@
-"""The ``netlapse`` command: ``demo``, ``info``, ``render``, ``ui``."""
+"""The ``netlapse`` command: ``demo``, ``info``, ``render``, ``export``, ``ui``."""
 
 from __future__ import annotations
 
@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .render import add_render_parser
 
     add_render_parser(sub)
+
+    from .export import add_export_parser
+
+    add_export_parser(sub)
 
     p = sub.add_parser("ui", help="live dashboard over a folder of runs, in your browser",
                        description="Serve a dashboard of every run under RUNS_DIR (nested folders "

@@ -17,7 +17,7 @@ def as_reader(run):
     if isinstance(run, RunReader):
         return run
     path = getattr(run, "path", run)
-    if hasattr(run, "flush"):
+    if hasattr(run, "flush") and not getattr(run, "closed", False):   # a closed run is on disk
         run.flush()
     return RunReader(path)
 
