@@ -24,6 +24,7 @@ from ._record.plan import CapturePlan, select_names
 from ._record.pipeline import Group, StreamSpec
 from ._record.torch_dist import attach as _attach_dist
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
+from ._torch_state import BufferSlots, state_summary
 from .errors import NetlapseError
 
 __all__ = ["watch", "Watcher", "model_summary"]
@@ -58,7 +59,8 @@ def model_summary(model: nn.Module) -> dict:
                for n, m in model.named_modules()]
     return {"type": type(model).__name__, "parameters": params, "modules": modules,
             "total_params": sum(p["numel"] for p in params),
-            "trainable_params": sum(p["numel"] for p in params if p["trainable"])}
+            "trainable_params": sum(p["numel"] for p in params if p["trainable"]),
+            **state_summary(model)}   # buffers, aliases of shared parameters
 
 
 def _first_tensor(output):
@@ -80,7 +82,7 @@ class Watcher:
 
     def __init__(self, model: nn.Module, run, optimizer=None, *, every: int = 1,
                  weights="stats", grads="stats", activations=None, probe=None,
-                 include=None, exclude=None, name=None, scaler=None):
+                 include=None, exclude=None, name=None, scaler=None, buffers="stats"):
         if not isinstance(model, nn.Module):
             raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
         if model in _WATCHED and not _WATCHED[model].closed:
@@ -115,8 +117,10 @@ class Watcher:
         leaves = {(n or "model"): m for n, m in (base.named_modules() if self._dist is None
                                                  else self._dist.named_modules())
                   if not any(True for _ in m.children())}
-        all_names = list(named) + [n for n in leaves if n not in named]
+        buffer_names = [n for n, _ in base.named_buffers()]
+        all_names = list(named) + buffer_names + [n for n in leaves if n not in named]
         chosen = set(select_names(all_names, include, exclude))
+        self.buffers = BufferSlots(base, buffers, chosen.__contains__)
         self.params = [(n, p) for n, p in named.items() if n in chosen]
         self.leaves = [(n, m) for n, m in leaves.items() if n in chosen]
         self.probe, self.probe_target = self._split_probe(probe)
@@ -306,6 +310,8 @@ class Watcher:
                 self._weights_due = step
             else:
                 self._record_group("weights", self.params, step, self.plan.weights)
+        if self.buffers:   # changed by the forward pass: copied now, as the next one uses them
+            self._record_group("buffers", self.buffers.named(), step, self.buffers.mode)
         if self.probe is not None:
             self._capture_probe(step)
 
@@ -439,7 +445,7 @@ def _check_name(name, run) -> str | None:
 
 def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads="stats",
           activations=None, probe=None, include=None, exclude=None, name=None,
-          scaler=None) -> Watcher:
+          scaler=None, buffers="stats") -> Watcher:
     """Record a PyTorch model's training into ``run``.
 
     weights, grads, activations: ``"full"`` (exact tensors), ``"stats"`` (summary + histogram)
@@ -452,7 +458,9 @@ def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads=
     models are watched on one run; their streams become ``weights/<name>/<param>`` etc.
     ``scaler``: the ``torch.amp.GradScaler`` that steps the optimizer, to count the updates it
     skips as metric ``amp/skipped_updates``. What a step holds: docs/integrations.md.
+    ``buffers``: floating-point buffers (BatchNorm running statistics) as ``buffers/<name>``,
+    ``"stats"`` (default), ``"full"`` or None, at the same steps as the weights.
     """
     return Watcher(model, run, optimizer, every=every, weights=weights, grads=grads,
                    activations=activations, probe=probe, include=include, exclude=exclude,
-                   name=name, scaler=scaler)
+                   name=name, scaler=scaler, buffers=buffers)

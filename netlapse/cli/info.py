@@ -80,6 +80,13 @@ def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
     model = run.model or {}
     if model:
         lines.append(f"model    {model.get('type')} with {model.get('total_params', 0):,} parameters")
+    for alias, name in run.aliases().items():
+        lines.append(f"alias    {alias} is {name} (shared; its streams are stored under {name})")
+    models = [("", model)] + [(f"{k}/", m) for k, m in (run.manifest.get("models") or {}).items()]
+    buffers = [prefix + b["name"] for prefix, m in models for b in (m or {}).get("buffers") or []]
+    if buffers:
+        more = f", ... ({len(buffers)} in all)" if len(buffers) > 6 else ""
+        lines.append(f"buffers  {', '.join(buffers[:6])}{more}")
     if run.config:
         lines.append("config   " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
     try:

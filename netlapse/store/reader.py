@@ -455,10 +455,32 @@ class RunReader:
     def __contains__(self, name: str) -> bool:
         return name in self._streams
 
+    def aliases(self) -> dict[str, str]:
+        """Shared parameters' other names: ``{"head.weight": "emb.weight"}`` (one tensor, recorded
+        under the second name). With several models on a run the names carry the model's
+        ``<name>/`` prefix, as their streams do."""
+        out = {}
+        models = [("", self.model)] + [(f"{k}/", m) for k, m in
+                                       (self.manifest.get("models") or {}).items()]
+        for prefix, model in models:
+            for alias, name in ((model or {}).get("aliases") or {}).items():
+                out[prefix + alias] = prefix + name
+        return out
+
     def __getitem__(self, name: str) -> Stream:
         try:
             return self._streams[name]
         except KeyError:
+            kind, _, rest = name.partition("/")
+            target = self.aliases().get(rest)
+            if target is not None:
+                stored = f"{kind}/{target}"
+                if stored in self._streams:
+                    return self._streams[stored]   # a shared parameter: its one stream
+                raise StreamNotFoundError(
+                    f"{rest!r} is {target!r} (a shared parameter), stored as {stored!r}, which "
+                    f"run {self.path} did not record. List the streams with run.streams() or "
+                    "`netlapse info RUN`.") from None
             near = nearest_names(name, self._streams)
             raise StreamNotFoundError(
                 f"no stream {name!r} in run {self.path}. Nearest: {', '.join(near) or 'none'}. "
