@@ -68,8 +68,9 @@ def test_buffers_default_to_stats(tmp_path):
 def test_buffers_none_and_bad_mode(tmp_path):
     _, _, r = _train_resnet(tmp_path, 1, buffers=None)
     assert r.streams("buffers") == [] and r.model["buffers"]   # still listed in the summary
-    with pytest.raises(nl.errors.NetlapseError, match="buffers='all' is not a capture mode"):
-        nl.watch(ResNet(layers=(1,), widths=(4,)), nl.Run(tmp_path / "bad"), buffers="all")
+    with nl.Run(tmp_path / "bad") as run:
+        with pytest.raises(nl.errors.NetlapseError, match="buffers='all' is not a capture mode"):
+            nl.watch(ResNet(layers=(1,), widths=(4,)), run, buffers="all")
 
 
 def _train_gpt(path, steps=3, **watch_kw):
