@@ -225,7 +225,10 @@ class Run:
         return self._pipeline.pool.waited_s
 
     def flush(self) -> None:
-        """Block until everything recorded so far is committed to disk."""
+        """Block until everything recorded so far is committed to disk (at once on a closed
+        run: close committed everything)."""
+        if self._closed:
+            return
         for watcher in list(self.watchers):
             settle = getattr(watcher, "_settle", None)
             if settle is not None:

@@ -1,6 +1,7 @@
 """How a run ends: a script that never calls close(), an exception, Ctrl-C (see _ending.py)."""
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -122,4 +123,8 @@ def test_closed_run_is_no_longer_tracked(tmp_path):
     assert run in _ending._OPEN
     run.close()
     assert run not in _ending._OPEN
+    run._pipeline.stall_timeout = 0.5   # flush on a closed run must not wait for a writer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run.flush()
     assert nl.open_run(tmp_path / "run").status == "finished"
