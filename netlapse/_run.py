@@ -30,16 +30,21 @@ def open_run(path) -> RunReader:
 class Run:
     """A run folder being recorded. Use it as a context manager, or call ``close()``.
 
-    ``Run(path, config=None, resume=False, overwrite=False, on_error="warn", flush_every=1.0)``
+    ``Run(path, config=None, resume=False, overwrite=False, on_error="warn", flush_every=1.0,
+    allocator=None)``
 
     - an existing run at ``path`` is refused unless ``resume=True`` (append to it) or
       ``overwrite=True`` (delete it first);
     - ``on_error="warn"``: if recording fails (e.g. the disk is full) training goes on and one
-      warning names the path and the last step saved; ``"raise"`` raises instead.
+      warning names the path and the last step saved; ``"raise"`` raises instead;
+    - ``allocator``: ``(shape, dtype) -> numpy array`` for the reused host buffers that
+      tensors are copied into (default ``numpy.empty``); ``netlapse.torch`` sets pinned
+      memory through ``run.allocator`` when the model is on a GPU.
     """
 
     def __init__(self, path, config: dict | None = None, *, resume: bool = False,
-                 overwrite: bool = False, on_error: str = "warn", flush_every: float = 1.0):
+                 overwrite: bool = False, on_error: str = "warn", flush_every: float = 1.0,
+                 allocator=None):
         if on_error not in ("warn", "raise"):
             raise ValueError(f"on_error must be 'warn' or 'raise', not {on_error!r}.")
         if resume and overwrite:
@@ -58,7 +63,7 @@ class Run:
         else:
             self._prepare_folder(resume, overwrite, config)
             self._step = self._resume_step() if resume else 0
-            self._pipeline = Pipeline(self._make_writer, flush_every=flush_every)
+            self._pipeline = Pipeline(self._make_writer, flush_every=flush_every, alloc=allocator)
         if resume and self._dist is not None:
             self._step = self._dist.broadcast_int(self._step, "Run(resume=True)")
         _ending.install(self)   # closed at exit if the script does not; told of uncaught errors
@@ -117,6 +122,18 @@ class Run:
     @property
     def config(self) -> dict:
         return self._manifest.data.get("config", {})
+
+    @property
+    def allocator(self):
+        """``(shape, dtype) -> numpy array``: how host buffers for new captures are made."""
+        return self._pipeline.pool.alloc
+
+    @allocator.setter
+    def allocator(self, alloc) -> None:
+        if not callable(alloc):
+            raise TypeError(f"allocator must be a callable (shape, dtype) -> numpy array, "
+                            f"not {type(alloc).__name__}.")
+        self._pipeline.pool.alloc = alloc
 
     @property
     def closed(self) -> bool:

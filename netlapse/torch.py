@@ -126,7 +126,7 @@ class Watcher:
         self.probe, self.probe_target = self._split_probe(probe)
 
         if any(p.is_cuda for _, p in self.params):
-            run._pipeline.pool.alloc = _pinned_alloc
+            run.allocator = _pinned_alloc
         run.set_model_summary({"name": "torch", "version": torch.__version__}, model_summary(base),
                               name=name)
         if self.probe is not None:

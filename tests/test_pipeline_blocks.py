@@ -3,13 +3,13 @@
 import numpy as np
 
 import netlapse as nl
-from netlapse._record import pipeline as _pipeline
+from netlapse._record import writer_loop
 from netlapse._stats import summarize
 
 
 def test_full_stream_spanning_several_blocks_is_exact(tmp_path, monkeypatch):
     # a block of 5 steps of a 256x256 float32 tensor: 23 steps fill it 4 times and leave 3
-    monkeypatch.setattr(_pipeline, "BATCH_BYTES", 5 * 256 * 256 * 4)
+    monkeypatch.setattr(writer_loop, "BATCH_BYTES", 5 * 256 * 256 * 4)
     rng = np.random.default_rng(0)
     sent = [rng.normal(size=(256, 256)).astype(np.float32) for _ in range(23)]
     with nl.Run(tmp_path / "r", flush_every=60.0) as run:
@@ -29,7 +29,7 @@ def test_full_stream_spanning_several_blocks_is_exact(tmp_path, monkeypatch):
 
 
 def test_resume_appends_after_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(_pipeline, "BATCH_BYTES", 4 * 64 * 64 * 8)
+    monkeypatch.setattr(writer_loop, "BATCH_BYTES", 4 * 64 * 64 * 8)
     rng = np.random.default_rng(1)
     sent = [rng.normal(size=(64, 64)) for _ in range(19)]
     with nl.Run(tmp_path / "r") as run:

@@ -6,7 +6,6 @@ in place or the next update had to copy them first.
 """
 
 import threading
-import time
 import warnings
 
 import numpy as np
@@ -81,26 +80,26 @@ def test_stats_of_weights_read_in_place_match_the_tensors(tmp_path):
             assert row["norm"] == pytest.approx(np.linalg.norm(a), rel=1e-9)
 
 
+def _hook(monkeypatch, fn):
+    """Order the writer and the training thread with ``LiveCapture.hook`` (no sleeping)."""
+    monkeypatch.setattr(pipeline.LiveCapture, "hook", staticmethod(fn))
+
+
 def test_a_slow_writer_makes_the_update_copy_the_weights_first(tmp_path, monkeypatch):
-    # the writer is held up on the grads of each step for longer than a training step: the
-    # next update finds the weights unread and copies them before changing them; exact values
-    real = pipeline._summarize_all
+    # the writer is held before it starts on each step's live weights until the training
+    # thread has moved on to the next update: every update finds the weights unread and copies
+    # them before changing them; the stored values are exact
+    states = []
 
-    def slow(views):
-        time.sleep(0.03)
-        return real(views)
+    def hold(cap, event):
+        if event == "taken":
+            with cap.cond:
+                assert cap.cond.wait_for(lambda: cap.state != cap.PENDING, timeout=60)
+                states.append(cap.state)
 
-    monkeypatch.setattr(pipeline, "_summarize_all", slow)
-    copied = []
-    real_settle = pipeline.Pipeline.settle
-
-    def settle(self, cap):
-        copied.append(cap.state == pipeline.LiveCapture.PENDING)
-        return real_settle(self, cap)
-
-    monkeypatch.setattr(pipeline.Pipeline, "settle", settle)
+    _hook(monkeypatch, hold)
     model, used = _train(tmp_path, 8, grads="stats")
-    assert any(copied), "the writer was never behind: the copy path was not exercised"
+    assert states and all(s == pipeline.LiveCapture.COPIED for s in states), states
     r = nl.open_run(tmp_path / "run")
     for name in dict(model.named_parameters()):
         s = r[f"weights/{name}"]
@@ -110,25 +109,28 @@ def test_a_slow_writer_makes_the_update_copy_the_weights_first(tmp_path, monkeyp
 
 
 def test_an_update_waits_while_the_writer_reads_the_weights(tmp_path, monkeypatch):
-    # the writer is slow *while reading*: the update must wait for it (not change the weights
-    # under it); the stored weights are exact
-    real = pipeline._summarize_all
-    reading = threading.Event()
+    # the writer starts reading each step's weights in place and stays there until the update
+    # has found it reading: the update must wait for it (not change the weights under it)
+    reading, update_waits = threading.Event(), threading.Event()
+    waits = []
 
-    def slow(views):
-        reading.set()
-        time.sleep(0.02)
-        return real(views)
+    def hook(cap, event):
+        if event == "reading":          # writer thread
+            reading.set()
+            assert update_waits.wait(60)
+            update_waits.clear()
+        elif event == "waiting":        # training thread, inside settle, before it waits
+            waits.append(cap.step)
+            update_waits.set()
 
-    monkeypatch.setattr(pipeline, "_summarize_all", slow)
-    waited = []
+    _hook(monkeypatch, hook)
 
     def between(step):
-        reading.wait(1.0)   # the writer has started on the last weights before this update
-        waited.append(True)
+        assert reading.wait(60)         # the writer is reading this step's weights
+        reading.clear()
 
     model, used = _train(tmp_path, 6, between=between)
-    assert waited
+    assert waits == list(range(6))
     r = nl.open_run(tmp_path / "run")
     for name in dict(model.named_parameters()):
         assert list(r[f"weights/{name}"].steps) == list(range(7))
@@ -139,14 +141,14 @@ def test_an_update_waits_while_the_writer_reads_the_weights(tmp_path, monkeypatc
 def test_weights_changed_in_place_during_the_step_are_not_stored_and_warned(tmp_path, monkeypatch):
     # an in-place change through the parameter between the forward and the update: the step
     # read meanwhile cannot be trusted, so it is left out with a warning, never stored wrong
-    real = pipeline._summarize_all
-    gate = threading.Event()
+    reading, gate = threading.Event(), threading.Event()
 
-    def gated(views):
-        gate.wait(2.0)
-        return real(views)
+    def hook(cap, event):
+        if event == "reading" and cap.step == 0:
+            reading.set()
+            assert gate.wait(60)
 
-    monkeypatch.setattr(pipeline, "_summarize_all", gated)
+    _hook(monkeypatch, hook)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with warnings.catch_warnings(record=True) as caught:
@@ -155,7 +157,7 @@ def test_weights_changed_in_place_during_the_step_are_not_stored_and_warned(tmp_
             nl.watch(model, run, opt, weights="stats", grads=None)
             x, y = _batch(0)
             nn.functional.cross_entropy(model(x), y).backward()   # hands step 0 over
-            time.sleep(0.05)                                       # the writer is reading it
+            assert reading.wait(60)                                # the writer is reading it
             with torch.no_grad():
                 model[0].weight.mul_(2.0)                          # ...and it changes
             gate.set()
