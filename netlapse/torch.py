@@ -2,8 +2,9 @@
 
 Steps (see DESIGN.md): weights at step 0 when watching starts; at each ``optimizer.step()`` the
 grads used by that update (taken just before it) and the weights after it, when
-``step % every == 0``. Activations of the training forward pass that produced update ``k`` are
-recorded at step ``k``; their hooks are installed only while a captured step is pending.
+``step % every == 0``. Activations recorded at step ``k`` are those of the last training forward
+pass before update ``k`` (see ``_torch_taps``: one stream per call of a module, hooks that
+trace cleanly under ``torch.compile``; ``_torch_compiled``: names without ``_orig_mod.``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from ._record.plan import CapturePlan, select_names
 from ._record.pipeline import Group, StreamSpec
 from ._record.torch_dist import attach as _attach_dist
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
+from ._torch_compiled import clean_name, eager_call, forget_compiled_code, unwrap
 from ._torch_state import BufferSlots, state_summary
+from ._torch_taps import MAX_CALLS, ModuleTaps
 from .errors import NetlapseError
 
-__all__ = ["watch", "Watcher", "model_summary"]
+__all__ = ["watch", "Watcher", "model_summary", "MAX_CALLS"]
 
 _WATCHED: "weakref.WeakKeyDictionary[nn.Module, Watcher]" = weakref.WeakKeyDictionary()
 
@@ -50,27 +53,18 @@ def _host_dtype(dtype: torch.dtype):
 
 def model_summary(model: nn.Module) -> dict:
     """Module tree, parameter names/shapes/dtypes/counts, as plain JSON."""
+    model = unwrap(model)
     params = [{"name": n, "shape": list(p.shape), "dtype": _dtype_name(p.dtype),
                "numel": p.numel(), "trainable": p.requires_grad}
-              for n, p in model.named_parameters()]
-    modules = [{"name": n or "", "type": type(m).__name__,
+              for n, p in ((clean_name(n), p) for n, p in model.named_parameters())]
+    modules = [{"name": clean_name(n or ""), "type": type(m).__name__,
                 "params": sum(p.numel() for p in m.parameters(recurse=False)),
                 "leaf": not any(True for _ in m.children())}
-               for n, m in model.named_modules()]
+               for n, m in model.named_modules() if not n.endswith("_orig_mod")]
     return {"type": type(model).__name__, "parameters": params, "modules": modules,
             "total_params": sum(p["numel"] for p in params),
             "trainable_params": sum(p["numel"] for p in params if p["trainable"]),
             **state_summary(model)}   # buffers, aliases of shared parameters
-
-
-def _first_tensor(output):
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    return None
 
 
 def _pinned_alloc(shape, dtype):
@@ -85,6 +79,7 @@ class Watcher:
                  include=None, exclude=None, name=None, scaler=None, buffers="stats"):
         if not isinstance(model, nn.Module):
             raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
+        model = unwrap(model)   # torch.compile(model): record the original's names
         if model in _WATCHED and not _WATCHED[model].closed:
             raise NetlapseError("this model is already watched; close the first watcher "
                                 "(w.close()) before watching it again.")
@@ -101,10 +96,7 @@ class Watcher:
                           else self.optimizers or None)
         self.closed = False
         self._handles: list = []
-        self._act_handles: list = []
         self._warned: set[str] = set()
-        self._act_last: dict[str, int] = {}
-        self._act_shapes: dict[str, tuple] = {}
         self._groups: dict[tuple, Group] = {}
         self._host_views: dict[int, tuple] = {}   # id(slab views) -> (views, torch views)
         self._weights_due: int | None = None      # a step whose weights are still to be read
@@ -113,9 +105,10 @@ class Watcher:
         self._dist = _attach_dist(model, run)   # None outside a torch.distributed process group
         base = model if self._dist is None else self._dist.module   # DDP: names without "module."
 
-        named = dict(base.named_parameters() if self._dist is None else self._dist.named_parameters())
-        leaves = {(n or "model"): m for n, m in (base.named_modules() if self._dist is None
-                                                 else self._dist.named_modules())
+        named = {clean_name(n): p for n, p in (base.named_parameters() if self._dist is None
+                                               else self._dist.named_parameters())}
+        leaves = {(clean_name(n) or "model"): m for n, m in (base.named_modules() if self._dist is None
+                                                             else self._dist.named_modules())
                   if not any(True for _ in m.children())}
         buffer_names = [n for n, _ in base.named_buffers()]
         all_names = list(named) + buffer_names + [n for n in leaves if n not in named]
@@ -141,12 +134,14 @@ class Watcher:
             if scaler is not None:
                 self._scaler = ScalerHooks(scaler, self._updates, self._update_skipped)
                 self._handles.append(self._scaler)
-            if self.plan.weights:
-                self._handles.append(model.register_forward_pre_hook(self._on_forward))
+        self._taps = ModuleTaps(self, model, self.leaves, activations=self.plan.activations,
+                                probe=self.probe is not None,
+                                on_forward=self._on_forward if self.optimizers and self.plan.weights else None)
+        if self._taps.installed:
+            forget_compiled_code(model)   # compiled before watch(): retrace once, with the hooks
         _WATCHED[model] = self
         run.watchers.append(self)
         self._record_state(self.steps_taken)
-        self._arm_activations()
 
     @property
     def steps_taken(self) -> int:
@@ -177,7 +172,7 @@ class Watcher:
         model.eval()
         try:
             with torch.no_grad():
-                return model(self.probe)
+                return eager_call(model, self.probe)
         finally:
             for m, was in modes:
                 m.training = was
@@ -275,7 +270,7 @@ class Watcher:
         return all(p.device.type == "cpu" and p.dtype in _IN_PLACE_DTYPES and p.is_contiguous()
                    for _, p in self.params)
 
-    def _on_forward(self, module, args) -> None:
+    def _on_forward(self, module=None, args=None) -> None:
         if self._weights_due is not None and not self._in_probe:
             self._send_weights_live()
 
@@ -318,62 +313,20 @@ class Watcher:
     def _capture_probe(self, step: int) -> None:
         if self._dist is not None and not self._dist.runs_probe:
             return
-        handles = [m.register_forward_hook(functools.partial(self._probe_hook, name, step))
-                   for name, m in self.leaves]
         self._in_probe = True
         try:
-            self._run_probe_forward()
+            self._taps.probe_pass(step, self._run_probe_forward)
         finally:
             self._in_probe = False
-            for h in handles:
-                h.remove()
 
-    def _probe_hook(self, name, step, module, inputs, output) -> None:
-        t = _first_tensor(output)
-        if t is not None:
-            self._record(self._stream("probe", name), t, step, "full")
+    def _record_probe(self, stream: str, t, step: int) -> None:
+        """One leaf output of a probe pass (``stream``: the module name, ``:2`` etc. per call)."""
+        self._record(self._stream("probe", stream), t, step, "full")
 
     def _record_grads(self, step: int, params=None) -> None:
         if self.plan.grads and self.plan.due(step):
             self._record_group("grads", [(n, p.grad) for n, p in (params or self.params)
                                          if p.grad is not None], step, self.plan.grads)
-
-    def _activation_hook(self, name, module, inputs, output) -> None:
-        step = self.steps_taken + 1
-        if not torch.is_grad_enabled() or self._act_last.get(name) == step:
-            return   # an eval pass, or a second forward of this step (gradient accumulation)
-        t = _first_tensor(output)
-        if t is None:
-            return
-        stream = self._stream("activations", name)
-        capture = self.plan.activations
-        if capture == "full":
-            first = self._act_shapes.setdefault(stream, tuple(t.shape))
-            if tuple(t.shape) != first:
-                if stream not in self._warned:
-                    self._warned.add(stream)
-                    import warnings
-                    warnings.warn(f"{stream}: output shape {tuple(t.shape)} differs from the first "
-                                  f"recorded {first}; such steps are not stored in full. "
-                                  "Use drop_last=True in the DataLoader or activations=\"stats\".",
-                                  RuntimeWarning, stacklevel=2)
-                return
-        self._act_last[name] = step
-        if self._dist is not None and capture == "stats":
-            self._dist.hold(name, t)   # reduced over the ranks at the update
-            return
-        self._record(stream, t, step, capture)
-
-    def _arm_activations(self) -> None:
-        """Install activation hooks only while the next step is one to capture."""
-        want = bool(self.plan.activations) and not self.closed and self.plan.due(self.steps_taken + 1)
-        if want and not self._act_handles:
-            self._act_handles = [m.register_forward_hook(functools.partial(self._activation_hook, n))
-                                 for n, m in self.leaves]
-        elif not want and self._act_handles:
-            for h in self._act_handles:
-                h.remove()
-            self._act_handles = []
 
     def _grads_ready(self, params=None) -> None:
         """An optimizer is about to update ``params`` (all watched ones when None)."""
@@ -383,13 +336,13 @@ class Watcher:
             self._dist.grads_ready(self, self.steps_taken + 1)
 
     def _after_update(self) -> None:
+        self._taps.commit(self.steps_taken + 1)   # activations of the last forward before it
         if self.name is None:
             self.run.step += 1
         else:
             self._steps += 1
             self.run.step = max(self.run.step, self._steps)
         self._record_state(self.steps_taken)
-        self._arm_activations()
 
     def _update_skipped(self, index: int) -> None:
         """The AMP scaler skipped an optimizer's update (Inf/NaN grads): not a step; counted."""
@@ -410,9 +363,10 @@ class Watcher:
             return
         self._settle()
         self.closed = True
-        for h in self._handles + self._act_handles:
+        self._taps.close()
+        for h in self._handles:
             h.remove()
-        self._handles, self._act_handles = [], []
+        self._handles = []
         if self in self.run.watchers:
             self.run.watchers.remove(self)
 
