@@ -101,6 +101,25 @@ def _root_hook(slot: int, eager):
     return netlapse_forward_start
 
 
+def _skip_as_frame(hook):
+    """Dynamo compiles any Python frame that starts while a compiled module runs, including a
+    hook that ``torch.compile(module)`` calls outside its graph (the root's hooks): that would
+    be a second graph per forward. Mark the hooks' code (shared by all closures) so that Dynamo
+    runs such a frame, and whatever it calls, eagerly; inlined into a traced forward, the hooks
+    are still traced (into one ``netlapse::tap`` op)."""
+    try:
+        from torch._C._dynamo.eval_frame import set_code_exec_strategy
+        from torch._dynamo.types import FrameAction, FrameExecStrategy
+
+        set_code_exec_strategy(hook.__code__, FrameExecStrategy(FrameAction.SKIP, FrameAction.SKIP))
+    except Exception:  # noqa: BLE001 - an older/newer torch: at worst one extra small graph
+        pass
+
+
+_skip_as_frame(_leaf_hook(0, None))
+_skip_as_frame(_root_hook(0, None))
+
+
 class ModuleTaps:
     """Permanent hooks on a watched model's root and leaf modules (one instance per watcher).
 
