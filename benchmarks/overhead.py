@@ -11,6 +11,12 @@ and the seconds ``close()`` took to drain what was still queued.
     python benchmarks/overhead.py              # full run (a few minutes)
     python benchmarks/overhead.py --quick      # short smoke run
     python benchmarks/overhead.py --long       # full weights, MLP, 5,000 steps: backlog check
+    python benchmarks/overhead.py --models mlp,lit_mlp,hf_mlp --variants bare,nl_stats
+                                               # the plain loop against Lightning and HF Trainer
+
+``lit_mlp`` and ``hf_mlp`` train the same MLP inside a Lightning ``Trainer`` and a
+``transformers.Trainer`` (``_trainer_children.py``): bare, and with netlapse's Recorder
+(weights + grads stats every step).
 
 Needs ``pip install -r benchmarks/requirements.txt`` (tensorboard, wandb) for the peers; a peer
 that is not installed is reported as skipped. W&B runs with ``WANDB_MODE=offline``.
@@ -30,6 +36,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _trainer_children import TRAINER_MODELS, TRAINER_VARIANTS, child as trainer_child  # noqa: E402
 
 VARIANTS = {
     "bare": "no recording",
@@ -39,7 +47,7 @@ VARIANTS = {
     "tb_hist": "TensorBoard add_histogram of every weight and grad, every step",
     "wandb": "wandb.watch(log='all', log_freq=1), offline",
 }
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "lit_mlp", "hf_mlp")   # lit_/hf_: the MLP inside a Lightning / HF Trainer
 
 
 # ---------------------------------------------------------------------------------------- child
@@ -76,6 +84,9 @@ def _model(name: str):
 
 
 def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) -> dict:
+    if model_name in TRAINER_MODELS:
+        result = trainer_child(model_name, variant, steps, warmup, workdir, ROOT)
+        return {**result, "rss_mb": _vm_hwm_mb()}
     import torch
 
     torch.set_num_threads(1)
@@ -171,8 +182,8 @@ def _windows(times: list, parts: int = 5) -> list:
 
 
 # --------------------------------------------------------------------------------------- parent
-def _available(variant: str) -> bool:
-    mod = {"tb_hist": "tensorboard", "wandb": "wandb"}.get(variant)
+def _available(variant: str, model: str = "mlp") -> bool:
+    mod = TRAINER_MODELS.get(model) or {"tb_hist": "tensorboard", "wandb": "wandb"}.get(variant)
     if mod is None:
         return True
     import importlib.util
@@ -272,7 +283,9 @@ def main(argv=None) -> int:
             order = variants[rep % len(variants):] + variants[:rep % len(variants)]
             for variant in order:
                 done += 1
-                if not _available(variant):
+                if model in TRAINER_MODELS and variant not in TRAINER_VARIANTS:
+                    continue   # the trainer variants compare bare and netlapse stats only
+                if not _available(variant, model):
                     results.append({"model": model, "variant": variant, "skipped": "not installed"})
                     continue
                 workdir = tempfile.mkdtemp(prefix="netlapse-bench-")

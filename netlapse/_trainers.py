@@ -67,6 +67,13 @@ class RunTarget:
         self.watcher = watch(model, self.run, optimizer, **options)
         return self.watcher
 
+    def batch_starts(self, model) -> None:
+        """A training batch begins: weights still due from the last update can be handed to the
+        writer now, without a copy (trainers often call sub-modules, never the watched root
+        module whose forward would do this)."""
+        if self.watcher is not None and not self.watcher.closed:
+            self.watcher._on_forward(model, ())
+
     @property
     def step(self) -> int:
         return self.watcher.steps_taken if self.watcher is not None else self.run.step

@@ -87,6 +87,9 @@ class Recorder(pl.Callback):
         self._logger = _RunLogger(self._target)
         trainer.loggers = [*trainer.loggers, self._logger]
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._target.batch_starts(pl_module)
+
     def _end(self, trainer, exc=None) -> None:
         if self._logger is not None:
             trainer.loggers = [lg for lg in trainer.loggers if lg is not self._logger]

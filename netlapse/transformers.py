@@ -63,6 +63,9 @@ class Recorder(TrainerCallback):
         self._target.open({**jsonable(config), **jsonable(self._config)})
         self._target.watch(model, optimizer, scaler=getattr(optimizer, "scaler", None))
 
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self._target.batch_starts(model)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         self._target.log(logs or {})
 
