@@ -79,16 +79,22 @@ def test_export_of_a_run_being_written_then_appending_only_new_steps(tmp_path, m
     acc1 = _load(file1)
     r1 = _check_against_store(acc1, tmp_path / "run", images=True)
     assert first["histograms"] == sum(r1[n].length for n in r1.streams())
-    # each image is that step's tensor: red where the weight is positive, blue where negative
+    # each image is that step's tensor, one tile per output unit (6 units of 10 inputs: 2x5
+    # tiles, 3 per row, 1-pixel gaps, enlarged 8x): red where positive, blue where negative
     w = r1["weights/0.weight"]
     png = acc1.Images("weights/0.weight/image")[-1]
     from PIL import Image
 
     img = np.asarray(Image.open(io.BytesIO(png.encoded_image_string)).convert("RGB"), np.int64)
     tensor = w.at(int(w.steps[-1]))
-    assert img.shape[:2] == tensor.shape and png.step == w.steps[-1]
-    big = np.abs(tensor) > 0.2 * np.abs(tensor).max()
-    assert np.all((img[..., 0] > img[..., 2])[big] == (tensor > 0)[big])
+    assert png.step == w.steps[-1] and img.shape == ((2 * 3 - 1) * 8, (3 * 6 - 1) * 8, 3)
+    for unit in range(6):
+        for j in range(10):
+            y0 = (unit // 3) * 3 + j // 5
+            x0 = (unit % 3) * 6 + j % 5
+            r, g, b = img[y0 * 8 + 4, x0 * 8 + 4]
+            v = tensor[unit, j] / np.abs(tensor).max()
+            assert (r - b) * np.sign(v) >= 0 and abs(255 - g - abs(v) * (255 - (24 if v > 0 else 102))) <= 1
 
     _train(model, opt, run, x, y, 5)
     run.close()
@@ -100,6 +106,18 @@ def test_export_of_a_run_being_written_then_appending_only_new_steps(tmp_path, m
     assert min(e.step for e in acc2.Scalars("loss")) == 7
     r2 = _check_against_store(_load(tb), tmp_path / "run", images=True)   # together: everything once
     assert second["histograms"] == sum(r2[n].length - r1[n].length for n in r2.streams())
+    # what TensorBoard's histogram dashboard reads (its own v1 -> v2 migration): each bucket's
+    # left and right edges are the stored bin edges, its count the stored count
+    from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+    from tensorboard.util import tensor_util
+
+    acc = pea.EventAccumulator(str(tb), size_guidance={pea.TENSORS: 0}).Reload()
+    for name in ("weights/2.weight", "grads/0.bias"):
+        h = r2[name].histograms
+        for i, e in enumerate(acc.Tensors(name)):
+            buckets = tensor_util.make_ndarray(e.tensor_proto)
+            edges = h.edges(i).astype(np.float32)
+            np.testing.assert_array_equal(buckets, np.stack([edges[:-1], edges[1:], h.counts[i]], 1))
     third = nl.export.tensorboard(run, tb, images=True)
     assert third["scalars"] == third["histograms"] == 0 and len(list(tb.glob("events.*"))) == 2
 

@@ -10,7 +10,8 @@ Written with the ``tensorboard`` package's own event-file writer
   ``bucket`` their counts, ``min``/``max`` the step's range, ``sum`` and ``sum_squares``
   from its mean and L2 norm (only finite values are in a histogram; see ``netlapse._stats``);
 - with ``images=True``, each 2-D stream captured in full -> an image tagged ``<stream>/image``
-  per step (blue negative, white zero, red positive, one symmetric scale per step).
+  per step: one tile per output unit, as ``nl.plot.weight_images`` draws them (blue
+  negative, white zero, red positive, one symmetric scale per step; see ``weight_picture``).
 
 The export folder keeps ``netlapse-export.json`` (which run, how many rows of each stream and
 the last step of each metric are exported): exporting again writes a new event file with only
@@ -29,7 +30,7 @@ from .._jsonio import read_json, write_json_atomic
 from .._stats import hist_edges
 from ..errors import NetlapseError
 
-__all__ = ["tensorboard", "STATE_FILE", "IMAGE_MAX"]
+__all__ = ["tensorboard", "weight_picture", "STATE_FILE", "IMAGE_MAX"]
 
 STATE_FILE = "netlapse-export.json"
 IMAGE_MAX = 1024     # pixels per side; bigger matrices are shown every k-th row/column
@@ -92,25 +93,52 @@ def _load_state(logdir: Path, reader) -> dict:
     return state
 
 
-def _diverging_png(matrix: np.ndarray) -> tuple[bytes, int, int]:
-    from PIL import Image
-
-    m = np.asarray(matrix, np.float64)
-    step_r = max(1, -(-m.shape[0] // IMAGE_MAX))
-    step_c = max(1, -(-m.shape[1] // IMAGE_MAX))
-    m = m[::step_r, ::step_c]
+def _colours(m: np.ndarray) -> np.ndarray:
+    """RGB of ``m`` on one symmetric scale: blue negative, white zero, red positive; NaN black."""
     finite = np.isfinite(m)
     vmax = float(np.abs(m[finite]).max()) if finite.any() else 0.0
     t = np.clip(np.where(finite, m, 0.0) / vmax, -1, 1) if vmax > 0 else np.zeros_like(m)
-    pos, neg = np.clip(t, 0, 1), np.clip(-t, 0, 1)
-    rgb = np.empty(m.shape + (3,))          # white at 0, red (178, 24, 43) at +, blue (33, 102, 172) at -
-    rgb[..., 0] = 255 - neg * (255 - 33) - pos * (255 - 178)
-    rgb[..., 1] = 255 - neg * (255 - 102) - pos * (255 - 24)
-    rgb[..., 2] = 255 - neg * (255 - 172) - pos * (255 - 43)
-    rgb[~finite] = (0, 0, 0)
+    pos, neg = np.clip(t, 0, 1)[..., None], np.clip(-t, 0, 1)[..., None]
+    white, red, blue = np.array([255.0] * 3), np.array([178.0, 24, 43]), np.array([33.0, 102, 172])
+    rgb = white - pos * (white - red) - neg * (white - blue)
+    rgb[~finite] = 0.0
+    return rgb
+
+
+def weight_picture(name: str, matrix: np.ndarray) -> np.ndarray:
+    """The image of a 2-D stream (uint8 RGB): each output unit's incoming weights as a tile of
+    ``views.weight_images.image_shape`` (784 -> 28x28), tiles in a near-square grid with
+    1-pixel grey gaps, all on one symmetric scale; a matrix whose units do not make 2-D tiles
+    (a prime number of inputs) or that has over 1024 units is drawn as it is (every k-th row
+    and column past IMAGE_MAX). Small pictures are enlarged (whole pixels) to ~320 px wide."""
+    from ..views.weight_images import default_units_axis, image_shape
+
+    m = np.asarray(matrix, np.float64)
+    units = np.moveaxis(m, default_units_axis(name, m.shape), 0)
+    h, w = image_shape(units.shape[1])
+    if h == 1 or units.shape[0] > 1024:
+        m = m[::max(1, -(-m.shape[0] // IMAGE_MAX)), ::max(1, -(-m.shape[1] // IMAGE_MAX))]
+        rgb = _colours(m)
+    else:
+        n = units.shape[0]
+        cols = int(np.ceil(np.sqrt(n)))
+        rows = -(-n // cols)
+        tiles = _colours(units.reshape(n, h, w))
+        rgb = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1, 3), 200.0)
+        for u in range(n):
+            r, c = divmod(u, cols)
+            rgb[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = tiles[u]
+    k = int(np.clip(320 // max(rgb.shape[1], 1), 1, 8))
+    rgb = rgb.repeat(k, 0).repeat(k, 1)
+    return rgb.round().astype(np.uint8)
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
     buf = io.BytesIO()
-    Image.fromarray(rgb.round().astype(np.uint8), "RGB").save(buf, format="PNG")
-    return buf.getvalue(), m.shape[0], m.shape[1]
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def tensorboard(run, logdir, *, images: bool = False, streams=None) -> dict:
@@ -174,9 +202,9 @@ def tensorboard(run, logdir, *, images: bool = False, streams=None) -> dict:
                 events.add(h.steps[i], summary_pb2.Summary.Value(tag=name, histo=proto))
                 counts["histograms"] += 1
                 if images and s.capture == "full" and len(s.shape) == 2:
-                    png, height, width = _diverging_png(s.at(int(h.steps[i])))
-                    img = summary_pb2.Summary.Image(height=height, width=width, colorspace=3,
-                                                    encoded_image_string=png)
+                    rgb = weight_picture(name, s.at(int(h.steps[i])))
+                    img = summary_pb2.Summary.Image(height=rgb.shape[0], width=rgb.shape[1],
+                                                    colorspace=3, encoded_image_string=_png(rgb))
                     events.add(h.steps[i], summary_pb2.Summary.Value(tag=f"{name}/image", image=img))
                     counts["images"] += 1
             state["streams"][name] = s.length
