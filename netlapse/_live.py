@@ -4,7 +4,8 @@ A daemon thread reads the run's store (only what ``commit.json`` publishes, like
 and when new steps were committed draws the view with matplotlib and replaces the picture
 through an IPython display handle (``update_display_data``), which JupyterLab, Notebook,
 VS Code and nbclient all understand: no widget extension. The thread never touches the
-training thread or the ``Run`` object; it stops when the run is closed, or on ``stop()``.
+training thread or the ``Run`` object; it stops when the run is closed (after drawing its
+last steps), deleted or overwritten by a new run (keeping the last picture), or on ``stop()``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import threading
 from pathlib import Path
 
-from .errors import NetlapseError
+from .errors import CorruptRunError, NetlapseError, NotARunError
 
 __all__ = ["Live", "live", "VIEWS"]
 
@@ -70,6 +71,8 @@ class Live:
         self._runs = [r for r in sources if hasattr(r, "flush") and hasattr(r, "closed")]
         self._readers = [r if isinstance(r, RunReader) else RunReader(Path(getattr(r, "path", r)))
                          for r in sources]
+        self._created = [r.manifest.get("created") for r in self._readers]
+        self.replaced = False      # True if a run was deleted or overwritten while shown
         self.updates = 0           # times the picture was replaced
         self.draws = 0             # times the view was drawn (only after new commits)
         self.error: BaseException | None = None
@@ -139,8 +142,16 @@ class Live:
     def _tick(self) -> bool:
         """Read the store; redraw if new steps were committed. True once every run is closed."""
         try:
-            for r in self._readers:
-                r.refresh()    # run.json, then commit.json: a closed run's commit is final
+            for r, created in zip(self._readers, self._created):
+                try:
+                    r.refresh()    # run.json, then commit.json: a closed run's commit is final
+                except (NotARunError, CorruptRunError):
+                    if (r.path / "run.json").exists():
+                        raise
+                    created = None                          # being deleted
+                if r.manifest.get("created") != created:   # deleted, or overwritten by a new
+                    self.replaced = True                    # run: keep the last picture, stop
+                    return True
             finished = all(r.status != "running" for r in self._readers)
             state = json.dumps([[r.commit.get("lengths", {}), r.commit.get("metric_rows", 0)]
                                 for r in self._readers], sort_keys=True)

@@ -87,6 +87,20 @@ def test_live_stops_by_itself_when_the_run_closes(shell, tmp_path):
     assert "step 1" in last["data"]["text/plain"]
 
 
+def test_live_stops_keeping_its_picture_when_the_run_is_overwritten(shell, tmp_path):
+    run = nl.Run(tmp_path / "r")
+    run.record_array("weights/w", _weights(0), step=0)
+    run.flush()
+    live = nl.live(run, "weight_images", stream="weights/w", every_s=3600)
+    first = _png(_outputs(shell, live)[0])
+    run.close()
+    with nl.Run(tmp_path / "r", overwrite=True) as again:     # the cell is run once more
+        again.record_array("weights/w", _weights(7), step=0)
+    assert live.sync()
+    assert live.replaced and not live.running and live.updates == 0
+    assert _png(_outputs(shell, live)[-1]) == first
+
+
 def test_several_live_views_at_once_and_stop(shell, tmp_path):
     run = nl.Run(tmp_path / "r")
     run.record_array("weights/w", _weights(0), step=0)
