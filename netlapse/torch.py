@@ -23,6 +23,7 @@ import numpy as np
 
 from ._record.plan import CapturePlan, select_names
 from ._record.pipeline import Group, StreamSpec
+from ._record.probe_plan import probe_layers
 from ._record.torch_dist import attach as _attach_dist
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from ._torch_compiled import clean_name, eager_call, forget_compiled_code, unwrap
@@ -76,7 +77,8 @@ class Watcher:
 
     def __init__(self, model: nn.Module, run, optimizer=None, *, every: int = 1,
                  weights="stats", grads="stats", activations=None, probe=None,
-                 include=None, exclude=None, name=None, scaler=None, buffers="stats"):
+                 include=None, exclude=None, name=None, scaler=None, buffers="stats",
+                 probe_capture="full", probe_include=None, probe_exclude=None):
         if not isinstance(model, nn.Module):
             raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
         model = unwrap(model)   # torch.compile(model): record the original's names
@@ -116,6 +118,8 @@ class Watcher:
         self.buffers = BufferSlots(base, buffers, chosen.__contains__)
         self.params = [(n, p) for n, p in named.items() if n in chosen]
         self.leaves = [(n, m) for n, m in leaves.items() if n in chosen]
+        self.probe_capture, self.probe_names = probe_layers(
+            [n for n, _ in self.leaves], probe_capture, probe_include, probe_exclude)
         self.probe, self.probe_target = self._split_probe(probe)
 
         if any(p.is_cuda for _, p in self.params):
@@ -135,7 +139,7 @@ class Watcher:
                 self._scaler = ScalerHooks(scaler, self._updates, self._update_skipped)
                 self._handles.append(self._scaler)
         self._taps = ModuleTaps(self, model, self.leaves, activations=self.plan.activations,
-                                probe=self.probe is not None,
+                                probe=self.probe is not None and self.probe_capture is not None,
                                 on_forward=self._on_forward if self.optimizers and self.plan.weights else None)
         if self._taps.installed:
             forget_compiled_code(model)   # compiled before watch(): retrace once, with the hooks
@@ -311,7 +315,7 @@ class Watcher:
             self._capture_probe(step)
 
     def _capture_probe(self, step: int) -> None:
-        if self._dist is not None and not self._dist.runs_probe:
+        if self._dist is not None and not self._dist.runs_probe or not self.probe_capture:
             return
         self._in_probe = True
         try:
@@ -321,7 +325,8 @@ class Watcher:
 
     def _record_probe(self, stream: str, t, step: int) -> None:
         """One leaf output of a probe pass (``stream``: the module name, ``:2`` etc. per call)."""
-        self._record(self._stream("probe", stream), t, step, "full")
+        if stream in self.probe_names or stream.rsplit(":", 1)[0] in self.probe_names:
+            self._record(self._stream("probe", stream), t, step, self.probe_capture)
 
     def _record_grads(self, step: int, params=None) -> None:
         if self.plan.grads and self.plan.due(step):
@@ -399,7 +404,8 @@ def _check_name(name, run) -> str | None:
 
 def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads="stats",
           activations=None, probe=None, include=None, exclude=None, name=None,
-          scaler=None, buffers="stats") -> Watcher:
+          scaler=None, buffers="stats", probe_capture="full", probe_include=None,
+          probe_exclude=None) -> Watcher:
     """Record a PyTorch model's training into ``run``.
 
     weights, grads, activations: ``"full"`` (exact tensors), ``"stats"`` (summary + histogram)
@@ -414,7 +420,11 @@ def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads=
     skips as metric ``amp/skipped_updates``. What a step holds: docs/integrations.md.
     ``buffers``: floating-point buffers (BatchNorm running statistics) as ``buffers/<name>``,
     ``"stats"`` (default), ``"full"`` or None, at the same steps as the weights.
+    ``probe_capture``: ``"full"`` (default; the geometry views need it), ``"stats"`` or None;
+    ``probe_include``/``probe_exclude``: glob patterns on layer names (a pattern matching a
+    module picks every layer inside it) choosing which layers the probe records.
     """
     return Watcher(model, run, optimizer, every=every, weights=weights, grads=grads,
                    activations=activations, probe=probe, include=include, exclude=exclude,
-                   name=name, scaler=scaler, buffers=buffers)
+                   name=name, scaler=scaler, buffers=buffers, probe_capture=probe_capture,
+                   probe_include=probe_include, probe_exclude=probe_exclude)
