@@ -68,11 +68,19 @@ class RunTarget:
         return self.watcher
 
     def batch_starts(self, model) -> None:
-        """A training batch begins: weights still due from the last update can be handed to the
-        writer now, without a copy (trainers often call sub-modules, never the watched root
-        module whose forward would do this)."""
-        if self.watcher is not None and not self.watcher.closed:
-            self.watcher._on_forward(model, ())
+        """A training batch begins: a new forward pass (for the activation rule), and weights
+        still due from the last update can be handed to the writer now, without a copy
+        (trainers often call sub-modules, never the watched root module whose forward would)."""
+        w = self.watcher
+        if w is None or w.closed:
+            return
+        taps = getattr(w, "_taps", None)
+        if taps is not None:
+            # also a new forward pass for the activation taps: a LightningModule's training_step
+            # may call sub-modules only, never the root whose forward would mark it
+            taps._forward_start(True)
+        else:
+            w._on_forward(model, ())
 
     @property
     def step(self) -> int:

@@ -117,19 +117,39 @@ def test_automatic_optimization_with_validation_loops(tmp_path):
     assert not trainer.loggers                           # the Recorder's logger is gone
 
 
+class LastOutput(L.Callback):
+    """The last training output of each given module before each update (forward hooks, read
+    at on_before_optimizer_step)."""
+
+    def __init__(self, names):
+        self.names, self.last, self.at = names, {}, {}
+
+    def on_fit_start(self, trainer, pl_module):
+        for name, m in pl_module.named_modules():
+            if name in self.names:
+                m.register_forward_hook(lambda mod, i, o, name=name: torch.is_grad_enabled() and
+                                        self.last.__setitem__(name, o.detach().clone()))
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.at[trainer.global_step + 1] = dict(self.last)
+
+
 def test_accumulation_clipping_bf16(tmp_path):
     torch.manual_seed(1)
-    ref = Reference()
+    ref, acts = Reference(), LastOutput(["model.1", "model.3"])
     model = LitClassifier()
     with nl.Run(tmp_path / "run") as run:
         trainer = L.Trainer(max_epochs=1, accumulate_grad_batches=2, gradient_clip_val=0.05,
                             precision="bf16-mixed", limit_val_batches=0,
-                            callbacks=[ref, Recorder(run, weights="full", grads="full")], **TRAINER)
+                            callbacks=[ref, acts, Recorder(run, weights="full", grads="full",
+                                                           activations="full")], **TRAINER)
         trainer.fit(model, loader())
         assert run.step == 3 and not run.closed             # a given run stays open
     r = nl.open_run(tmp_path / "run")
     assert trainer.global_step == 3
     assert_stream(r, "grads", model.clipped)              # the clipped grads, one per 2 batches
+    assert_stream(r, "activations", acts.at)              # the last micro-batch's, in bf16
+    assert r["activations/model.1"].at(1).dtype != np.float64 and "activations/model.1:2" not in r
     assert_stream(r, "weights", ref.weights)
     unclipped = ref.grads[1]["model.1.weight"]
     assert np.linalg.norm(r["grads/model.1.weight"].at(1)) < np.linalg.norm(unclipped.numpy())
@@ -189,10 +209,14 @@ def test_gan_manual_optimization_two_optimizers(tmp_path):
     ref = Reference()
     ref.on_before_optimizer_step = lambda *a: None        # manual: take grads at the optimizers
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(40, 6)), batch_size=8)
-    rec = Recorder(tmp_path / "run", weights="full", grads="full")
+    rec = Recorder(tmp_path / "run", weights="full", grads="full", activations="full")
     trainer = L.Trainer(max_epochs=1, log_every_n_steps=1, callbacks=[ref, PerOptimizerGrads(ref), rec],
                         **TRAINER)
-    trainer.fit(GAN(), data)
+    gan = GAN()
+    d_calls = {}   # each training step's outputs of D's last layer, in call order
+    gan.discriminator[2].register_forward_hook(lambda m, i, o: d_calls.setdefault(
+        ref.updates[0] + 1, []).append(o.detach().clone()))
+    trainer.fit(gan, data)
     r = nl.open_run(tmp_path / "run")
     assert ref.updates[0] == 5 and trainer.global_step == 10   # Lightning counts each optimizer
     assert_stream(r, "grads", ref.grads)
@@ -200,6 +224,12 @@ def test_gan_manual_optimization_two_optimizers(tmp_path):
     assert {k: list(r[f"grads/{k}.0.weight"].steps) for k in ("generator", "discriminator")} == {
         "generator": [1, 2, 3, 4, 5], "discriminator": [1, 2, 3, 4, 5]}
     assert list(r.metrics.dropna(subset=["d_loss"])["step"]) == [1, 2, 3, 4, 5]
+    # training_step calls the sub-modules, never the LightningModule itself: one training step
+    # is one forward pass, and D, called 3 times in it (fake for G's loss, real, fake detached),
+    # has one stream per call, each at the step of that batch
+    for n, suffix in enumerate(("", ":2", ":3")):
+        assert_stream(r, "activations", {k: {f"discriminator.2{suffix}": calls[n]} for k, calls in d_calls.items()})
+    assert "activations/discriminator.2:4" not in r
 
 
 def test_fit_that_raises_marks_the_run_failed(tmp_path):

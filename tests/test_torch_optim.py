@@ -199,11 +199,15 @@ def test_gan_two_named_watchers_never_mix(tmp_path):
         opt.register_step_pre_hook(lambda o, a, kw, m=m, net=net: ref[m]["grads"].__setitem__(
             ref[m]["n"][0] + 1, grad_copies(net.named_parameters())))
         opt.register_step_post_hook(weight_hook(net, ref[m]["weights"], ref[m]["n"]))
+    last_d_out, d_acts = [None], {}      # D's last output (a forward hook) when D's update begins
+    D.main[2].register_forward_hook(lambda m, i, o: last_d_out.__setitem__(0, o.detach().clone()))
+    opt_d.register_step_pre_hook(lambda o, a, kw: d_acts.__setitem__(
+        ref["D"]["n"][0] + 1, {"main.2": last_d_out[0]}))
     bce = nn.BCEWithLogitsLoss()
     real_data = torch.randn(40, 6)
     with nl.Run(tmp_path / "run") as run:
         wg = nl.watch(G, run, opt_g, name="G", weights="full", grads="full")
-        wd = nl.watch(D, run, opt_d, name="D", weights="full", grads="full")
+        wd = nl.watch(D, run, opt_d, name="D", weights="full", grads="full", activations="full")
         with pytest.raises(NetlapseError, match="name="):
             nl.watch(mlp(), run, None)
         with pytest.raises(NetlapseError, match="already used"):
@@ -213,12 +217,14 @@ def test_gan_two_named_watchers_never_mix(tmp_path):
             D.zero_grad()
             bce(D(real), torch.ones(8)).backward()
             fake = G(torch.randn(8, 4))
-            bce(D(fake.detach()), torch.zeros(8)).backward()
+            d_fake = D(fake.detach())
+            bce(d_fake, torch.zeros(8)).backward()
             opt_d.step()
             G.zero_grad()
             bce(D(fake), torch.ones(8)).backward()
             opt_g.step()
             assert (wg.steps_taken, wd.steps_taken, run.step) == (it + 1, it + 1, it + 1)
+            np.testing.assert_array_equal(d_acts[it + 1]["main.2"].view(-1), d_fake.detach())
             run.log(step=run.step, it=it)
     r = nl.open_run(tmp_path / "run")
     assert set(r.manifest["models"]) == {"G", "D"}
@@ -228,6 +234,9 @@ def test_gan_two_named_watchers_never_mix(tmp_path):
         assert_stream(r, "grads", ref[m]["grads"], prefix=f"{m}/")
         assert_stream(r, "weights", ref[m]["weights"], prefix=f"{m}/")
     assert list(r.metrics["step"]) == [1, 2, 3, 4, 5]
+    # D's activations at step k: its own pass on the fake batch of update k (the last training
+    # forward before it), not the generator step's pass through D that follows the update
+    assert_stream(r, "activations", d_acts, prefix="D/")
 
 
 def test_amp_grads_unscaled_and_skipped_update_is_not_a_step(tmp_path):
