@@ -110,8 +110,10 @@ def _setup_axes(ax, p):
         ax.set_xticks(p["xticks"])
         if p["xticklabels"] is not None:
             labels = p["xticklabels"]
-            ax.set_xticklabels(labels, rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center",
-                               fontsize=8)
+            rot = p.get("xtickrotation", 45 if len(labels) > 6 else 0)
+            ax.set_xticklabels(labels, rotation=rot, ha="right" if rot == 45 else "center",
+                               rotation_mode="anchor" if rot == 45 else "default",
+                               fontsize=7 if rot == 90 else 8)
     if not p.get("axis_off"):
         ax.grid(alpha=0.25, lw=0.5)
 

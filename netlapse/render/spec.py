@@ -5,7 +5,7 @@ Both renderers draw the same spec: ``render.mpl`` with matplotlib (PNG, SVG, GIF
 
     {"title": str, "ncols": int, "size": [w, h] (inches), "colorbar": None | {cmap, vmin, vmax, label},
      "panels": [{"title", "xlabel", "ylabel", "xlim", "ylim", "xscale", "yscale", "aspect",
-                 "xticks", "xticklabels", "legend", "items": [item, ...]}, ...]}
+                 "xticks", "xticklabels", "xtickrotation", "legend", "items": [item, ...]}, ...]}
 
 Items: ``line`` (x, y, color, width, style, label, alpha), ``lines`` (segs (K, P, 2), color,
 width, alpha), ``scatter`` (xy (N, 2), classes (N,), palette, size), ``image`` (data (H, W),
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["frame_spec", "frame_count", "stack_specs", "CLASS_COLORS", "LINE_COLORS"]
+__all__ = ["frame_spec", "frame_count", "stack_specs", "short_names", "CLASS_COLORS", "LINE_COLORS"]
 
 CLASS_COLORS = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#35978f"]
 LINE_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -27,7 +27,7 @@ DIVERGING = "RdBu_r"
 def _panel(title="", xlabel="", ylabel="", items=None, **kw):
     p = {"title": title, "xlabel": xlabel, "ylabel": ylabel, "xlim": None, "ylim": None,
          "xscale": "linear", "yscale": "linear", "aspect": None, "xticks": None,
-         "xticklabels": None, "legend": False, "items": items or []}
+         "xticklabels": None, "xtickrotation": 0, "legend": False, "items": items or []}
     p.update(kw)
     return p
 
@@ -78,8 +78,27 @@ def _weight_images(v, i, cursor):
                 colorbar={"cmap": DIVERGING, "vmin": -v.vmax, "vmax": v.vmax, "label": "weight"})
 
 
+def short_names(names: list) -> list:
+    """Each dotted name cut to its shortest ending that no other name has (the full name when
+    none): ``encoder.layer.3.attention.self.query`` -> ``3.attention.self.query``."""
+    parts = [str(n).split(".") for n in names]
+    out = []
+    for p in parts:
+        for k in range(1, len(p) + 1):
+            tail = p[-k:]
+            if sum(q[-k:] == tail for q in parts) == 1:
+                break
+        out.append(".".join(tail))
+    return out
+
+
+MANY_LAYERS = 12   # past this many layers: one panel per row, labels upright, the figure widens
+
+
 def _layer_profile(v, i, cursor):
     depth = np.arange(1, len(v.layers) + 1, dtype=np.float64)
+    n = len(v.layers)
+    labels = short_names(v.layers) if n > MANY_LAYERS else list(v.layers)
     panels = []
     for arr, title in ((v.grad, "mean |gradient|"), (v.act, "mean |activation|")):
         if arr is None:
@@ -109,10 +128,16 @@ def _layer_profile(v, i, cursor):
         panels.append(_panel(title, "layer (input → output)", title, items,
                              yscale="log" if log else "linear", ylim=ylim,
                              xlim=[0.5, len(v.layers) + 0.5], xticks=list(depth),
-                             xticklabels=list(v.layers), legend=True))
+                             xticklabels=labels, legend="outside" if n > MANY_LAYERS else True,
+                             xtickrotation=90 if n > MANY_LAYERS else 45 if n > 6 else 0))
     what = "probe example" if v.source == "probe" else "batch"
     title = f"layer profile ({what})" + (f" · step {int(v.steps[i])}" if cursor else "")
-    return _fig(title, panels, len(panels), (5.2 * len(panels), 4.2))
+    if n <= MANY_LAYERS:
+        return _fig(title, panels, len(panels), (5.2 * len(panels), 4.2))
+    # many layers: a row per panel, about 0.17 inch per label, room below for the upright labels
+    label_in = 0.075 * max(len(t) for t in labels) + 0.2
+    width = float(np.clip(0.17 * n + 2.4, 6.4, 24.0))
+    return _fig(title, panels, 1, (width, len(panels) * (2.6 + label_in) + 0.4))
 
 
 def _distributions(v, i, cursor):

@@ -156,7 +156,9 @@ var NetlapseSpec = (function () {
   function drawPanel(ctx, p, cell) {
     if (p.hidden) return null;
     const outside = p.legend === "outside";
-    const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: outside ? 130 : 10, t: 22, b: p.xticklabels ? 58 : 40};
+    const upright = p.xticklabels && p.xtickrotation === 90;
+    const labelRoom = upright ? 26 + 5.2 * Math.max(...p.xticklabels.map(t => String(t).length)) : 58;
+    const m = p.axis_off ? {l: 4, r: 4, t: 18, b: 4} : {l: 58, r: outside ? 130 : 10, t: 22, b: p.xticklabels ? labelRoom : 40};
     const ax = Axes(ctx, p, {left: cell.x + m.l, top: cell.y + m.t, width: cell.w - m.l - m.r, height: cell.h - m.t - m.b});
     ctx.fillStyle = "#222"; ctx.font = "12px sans-serif"; ctx.textAlign = "center";
     ctx.fillText(p.title, ax.left + ax.width / 2, ax.top - 6, cell.w - 8);
@@ -172,7 +174,10 @@ var NetlapseSpec = (function () {
       const px = ax.X(t);
       ctx.beginPath(); ctx.moveTo(px, ax.top + ax.height); ctx.lineTo(px, ax.top + ax.height + 4); ctx.stroke();
       const label = p.xticklabels ? String(p.xticklabels[k]) : fmt(t);
-      if (p.xticklabels && p.xticklabels.length > 6) {
+      if (upright) {
+        ctx.save(); ctx.translate(px + 3, ax.top + ax.height + 7); ctx.rotate(-Math.PI / 2);
+        ctx.textAlign = "right"; ctx.fillText(label, 0, 0); ctx.restore();
+      } else if (p.xticklabels && p.xticklabels.length > 6) {
         ctx.save(); ctx.translate(px, ax.top + ax.height + 8); ctx.rotate(-Math.PI / 4);
         ctx.textAlign = "right"; ctx.fillText(label, 0, 4); ctx.restore();
       } else { ctx.textAlign = "center"; ctx.fillText(label, px, ax.top + ax.height + 15); }
