@@ -43,6 +43,13 @@ def runs_dir(tmp_path_factory):
         run.record_array("inputs/probe", x, step=0, kind="inputs")
         run.record_array("inputs/probe_target", y, step=0, kind="inputs")
         run.record_array("probe/h", np.tanh(x), step=0)
+    # metrics at every step to 2,000, the weights every 128 steps: the last tensor is at 1,920
+    with nl.Run(out / "runs" / "late-metrics") as run:
+        for step in range(2001):
+            run.step = step
+            if step % 128 == 0:
+                run.record_array("weights/w", np.full((3, 4), step, np.float32))
+            run.log(loss=1.0 / (1 + step))
     return out / "runs"
 
 
@@ -180,3 +187,21 @@ def _colour(page, selector: str) -> str:
 def _colour_of(page, css: str) -> str:
     return page.evaluate(f"""() => {{ const e = document.createElement('span'); e.style.color = '{css}';
         document.body.append(e); const c = getComputedStyle(e).color; e.remove(); return c; }}""")
+
+
+def test_slider_label_reads_the_last_recorded_step_and_says_where_tensors_end(page, server):
+    page.goto(server.url + "#/run/rings-2-3-2-1")
+    _ready(page, "run")
+    assert page.locator("#step-readout").inner_text() == "step 64"   # 2 epochs x 32 steps
+    assert page.locator("#slider").get_attribute("max") == "64"
+    assert page.locator("#step-note").inner_text() == ""
+    page.goto(server.url + "#/run/late-metrics")
+    _ready(page, "run")
+    page.wait_for_function("document.querySelector('#weight-canvas').dataset.step == '1920'")
+    assert page.locator("#step-readout").inner_text() == "step 2,000"
+    assert page.locator("#step-note").inner_text() == "metrics only · tensors end at step 1,920"
+    page.locator("#slider").fill("1930")
+    assert page.locator("#step-readout").inner_text() == "step 1,930"
+    page.locator("#slider").fill("1920")
+    assert page.locator("#step-note").inner_text() == ""
+    page.screenshot(path=str(ART / "late-metrics.png"))

@@ -193,8 +193,14 @@ class RunView {
   }
   setStep(step, from) {
     this.step = step;
+    // the slider spans every recorded step (metrics too); when the tensors and stats end
+    // earlier, say so, so that the label never claims data the panels do not have
+    const ends = this.d.streams.map((s) => s.last_step).filter((x) => x !== null && x !== undefined);
+    const streamEnd = ends.length ? Math.max(...ends) : null;
+    const past = streamEnd !== null && step > streamEnd;
     $("#step-readout").textContent = `step ${step.toLocaleString("en")}`;
     $("#step-readout").dataset.step = step;
+    $("#step-note").textContent = past ? `metrics only · tensors end at step ${streamEnd.toLocaleString("en")}` : "";
     if (from !== "slider") $("#slider").value = step;
     for (const p of this.panels) p.show(step);
   }
@@ -483,10 +489,11 @@ async function runPage(id) {
   const follow = el("input", { type: "checkbox", id: "follow" });
   follow.checked = detail.status === "running";
   const readout = el("span", { class: "step-readout", id: "step-readout" });
+  const stepNote = el("span", { class: "step-note muted", id: "step-note" });
   main.replaceChildren(el("div", { class: "run-head" }, el("h1", {}, detail.name), status, el("span", { class: "muted mono" }, id),
     el("span", { class: "spacer" }), el("a", { href: `#/compare?${q({ runs: id })}` }, "compare with…")), sub,
     ...(chips.length ? [el("div", { class: "chips" }, chips)] : []),
-    el("div", { class: "card stepbar" }, play, slider, readout, el("label", {}, follow, "follow live")));
+    el("div", { class: "card stepbar" }, play, slider, readout, stepNote, el("label", {}, follow, "follow live")));
   const grid = el("div", { class: "grid" });
   main.append(grid);
   const makers = [metricsPanel, weightPanel, heatmapPanel, profilePanel, probePanel, layerTable];

@@ -88,7 +88,8 @@ const Charts = (() => {
     for (const t of niceTicks(xlo, xhi, Math.max(2, Math.floor((w - 80) / 90)))) {
       const x = Math.round(X(t)) + 0.5;
       ctx.beginPath(); ctx.moveTo(x, pad.t); ctx.lineTo(x, h - pad.b); ctx.stroke();
-      ctx.fillText(fmtStep(t), x, h - pad.b + 5);
+      const label = fmtStep(t), half = ctx.measureText(label).width / 2;   // keep the last label inside
+      ctx.fillText(label, Math.min(x, w - half - 1), h - pad.b + 5);
     }
     ctx.save();
     ctx.beginPath(); ctx.rect(pad.l, pad.t, w - pad.l - pad.r, h - pad.t - pad.b); ctx.clip();
