@@ -169,12 +169,14 @@ def test_nan_targets_of_grid_rows_are_not_flagged_but_a_nan_data_target_is(page,
     page.goto(server.url + "#/run/rings-2-3-2-1")
     _ready(page, "run")
     cell = "tr[data-stream='inputs/probe_target'] td.stat:nth-last-child(2)"
+    page.wait_for_selector("[data-panel=layers][data-sparks='1']")   # the table's last redraw
     page.wait_for_function(f"document.querySelector(\"{cell}\").dataset.nonfinite")
     assert page.locator(cell).get_attribute("data-nonfinite") == "expected"
     assert page.locator(cell).inner_text() == "5818 no target"   # 6218 rows, 400 of them data
     assert _colour(page, cell) == _colour_of(page, "var(--muted)") != _colour_of(page, "var(--bad)")
     page.goto(server.url + "#/run/nan-target")
     _ready(page, "run")
+    page.wait_for_selector("[data-panel=layers][data-sparks='1']")   # the table's last redraw
     page.wait_for_function(f"document.querySelector(\"{cell}\").dataset.nonfinite")
     assert page.locator(cell).get_attribute("data-nonfinite") == "bad"
     assert _colour(page, cell) == _colour_of(page, "var(--bad)")
