@@ -9,11 +9,10 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from . import _ending
 from ._record import distributed as _distributed
 from ._record.pipeline import Pipeline
+from ._record.support import record_host
 from .errors import NetlapseError, RecordingError, RunExistsError
 from .store.layout import COMMIT_FILE, RUN_FILE
 from .store.manifest import Manifest, new_manifest
@@ -199,12 +198,10 @@ class Run:
 
     def record_array(self, name: str, value, step: int | None = None, *, full: bool = True,
                      kind: str | None = None) -> None:
-        """Record a numpy array (or anything ``np.asarray`` takes) as stream ``name``."""
-        arr = np.asarray(value)
-        meta = {"kind": kind or name.split("/", 1)[0], "capture": "full" if full else "stats",
-                "shape": list(arr.shape), "dtype": arr.dtype.name}
+        """Record a numpy array (or anything ``np.asarray`` takes) as stream ``name``
+        (bfloat16 and float8 are stored widened to float32; the meta keeps the dtype's name)."""
         step = self._step if step is None else int(step)
-        self.record(name, step, lambda buf: np.copyto(buf, arr), arr.shape, arr.dtype, full=full, meta=meta)
+        record_host(self, None, name, value, step, "full" if full else "stats", kind)
 
     def _guarded(self, fn, *args):
         """``fn(*args)``; None once recording has failed (reported once, training goes on)."""

@@ -31,6 +31,8 @@ import weakref
 
 import torch
 
+from ._record.support import first_array
+
 __all__ = ["ModuleTaps", "MAX_CALLS", "first_tensor"]
 
 MAX_CALLS = 16   # calls of one module per forward pass that get their own stream
@@ -39,15 +41,13 @@ _REGISTRY: dict[int, weakref.WeakMethod] = {}
 _SLOTS = itertools.count(1)
 
 
+def _is_tensor(x) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
 def first_tensor(output):
-    """The first tensor of a module's output (a tensor, or a tuple/list holding one)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    return None
+    """The first tensor of a module's output (a tensor, or a tuple/list/dict holding one)."""
+    return first_array(output, _is_tensor)
 
 
 def _tap_impl(t: torch.Tensor, slot: int, training: bool) -> None:

@@ -26,7 +26,8 @@ import weakref
 import numpy as np
 
 from ._record.plan import CapturePlan, check_mode, select_names
-from ._record.support import record_host
+from ._record.support import (module_entry, param_entry, probe_rejected, record_host,
+                               require_open_run, split_probe, summary)
 from .errors import NetlapseError
 
 __all__ = ["record", "record_nnx", "flatten", "path_name"]
@@ -83,18 +84,13 @@ def _summary(trees: dict) -> dict:
         if tree is None or kind != "weights":
             continue
         for name, leaf in flatten(tree):
-            shape = [int(s) for s in np.shape(leaf)]
             dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
-            params.append({"name": name, "shape": shape, "dtype": str(dtype),
-                           "numel": int(np.prod(shape)), "trainable": True})
-    total = sum(p["numel"] for p in params)
-    return {"type": "pytree", "parameters": params, "modules": [], "total_params": total,
-            "trainable_params": total}
+            params.append(param_entry(name, np.shape(leaf), str(dtype)))
+    return summary("pytree", params, [])
 
 
 def _check_run(run) -> None:
-    if getattr(run, "closed", True):
-        raise NetlapseError("record() needs an open netlapse.Run as its first argument.")
+    require_open_run(run, "record()")
 
 
 def _record_trees(run, step: int, trees: dict, capture: str, include, exclude) -> None:
@@ -150,9 +146,9 @@ def nnx_summary(model) -> dict:
     modules = []
     for path, m in nnx.iter_modules(model):
         own = sum(int(np.prod(np.shape(v))) for _, v in flatten(nnx.state(m, nnx.Param)))
-        modules.append({"name": "/".join(map(str, path)) or "model", "type": type(m).__name__,
-                        "params": own, "leaf": not any(True for p, _ in nnx.iter_modules(m) if p)})
-    return {**base, "type": type(model).__name__, "modules": modules}
+        modules.append(module_entry("/".join(map(str, path)) or "model", type(m).__name__, own,
+                                    not any(True for p, _ in nnx.iter_modules(m) if p)))
+    return summary(type(model).__name__, base["parameters"], modules)
 
 
 def probe_outputs(model, probe) -> dict[str, object]:
@@ -204,7 +200,7 @@ def record_nnx(run, step: int, model, grads=None, *, probe=None, capture="stats"
         run.set_model_summary({"name": "flax.nnx", "version": jax.__version__}, nnx_summary(model))
     trees = {"weights": nnx.state(model, nnx.Param), "grads": grads}
     if probe is not None:
-        x, y = probe if isinstance(probe, (tuple, list)) and len(probe) == 2 else (probe, None)
+        x, y = split_probe(probe)
         if _PROBED.get(run) is None:
             _PROBED[run] = True
             record_host(run, plan, "inputs/probe", np.asarray(jax.device_get(x)), step, "full")
@@ -213,7 +209,6 @@ def record_nnx(run, step: int, model, grads=None, *, probe=None, capture="stats"
         try:
             trees["probe"] = probe_outputs(model, x)
         except Exception as exc:
-            raise NetlapseError(f"the model rejects the probe of shape {tuple(np.shape(x))}: {exc}. "
-                                "Pass a probe batch shaped like the model's training input.") from exc
+            raise probe_rejected(np.shape(x), exc) from exc
     _record_trees(run, step, trees, mode, include, exclude)
     return True

@@ -24,6 +24,8 @@ import numpy as np
 from ._record.plan import CapturePlan, select_names
 from ._record.pipeline import Group, StreamSpec
 from ._record.probe_plan import probe_layers
+from ._record.support import (host_dtype, module_entry, param_entry, probe_rejected,
+                               require_open_run, split_probe, summary)
 from ._record.torch_dist import attach as _attach_dist
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from ._torch_compiled import clean_name, eager_call, forget_compiled_code, unwrap
@@ -35,10 +37,6 @@ __all__ = ["watch", "Watcher", "model_summary", "MAX_CALLS"]
 
 _WATCHED: "weakref.WeakKeyDictionary[nn.Module, Watcher]" = weakref.WeakKeyDictionary()
 
-_STORED_DTYPE = {torch.bfloat16: np.float32, torch.float16: np.float16, torch.float32: np.float32,
-                 torch.float64: np.float64, torch.bool: np.bool_}
-
-
 _IN_PLACE_DTYPES = (torch.float32, torch.float64, torch.float16)   # stored as they are
 
 
@@ -46,26 +44,24 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def _host_dtype(dtype: torch.dtype):
-    if dtype in _STORED_DTYPE:
-        return _STORED_DTYPE[dtype]
-    return torch.empty((), dtype=dtype).numpy().dtype
+@functools.lru_cache(maxsize=None)
+def _host_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype a tensor of ``dtype`` is stored as (bfloat16 widened: see support)."""
+    wide = host_dtype(_dtype_name(dtype))
+    return wide if wide is not None else torch.empty((), dtype=dtype).numpy().dtype
 
 
 def model_summary(model: nn.Module) -> dict:
     """Module tree, parameter names/shapes/dtypes/counts, as plain JSON."""
     model = unwrap(model)
-    params = [{"name": n, "shape": list(p.shape), "dtype": _dtype_name(p.dtype),
-               "numel": p.numel(), "trainable": p.requires_grad}
+    params = [param_entry(n, p.shape, _dtype_name(p.dtype), p.requires_grad)
               for n, p in ((clean_name(n), p) for n, p in model.named_parameters())]
-    modules = [{"name": clean_name(n or ""), "type": type(m).__name__,
-                "params": sum(p.numel() for p in m.parameters(recurse=False)),
-                "leaf": not any(True for _ in m.children())}
+    modules = [module_entry(clean_name(n or ""), type(m).__name__,
+                            sum(p.numel() for p in m.parameters(recurse=False)),
+                            not any(True for _ in m.children()))
                for n, m in model.named_modules() if not n.endswith("_orig_mod")]
-    return {"type": type(model).__name__, "parameters": params, "modules": modules,
-            "total_params": sum(p["numel"] for p in params),
-            "trainable_params": sum(p["numel"] for p in params if p["trainable"]),
-            **state_summary(model)}   # buffers, aliases of shared parameters
+    return summary(type(model).__name__, params, modules,
+                   **state_summary(model))   # buffers, aliases of shared parameters
 
 
 def _pinned_alloc(shape, dtype):
@@ -85,8 +81,7 @@ class Watcher:
         if model in _WATCHED and not _WATCHED[model].closed:
             raise NetlapseError("this model is already watched; close the first watcher "
                                 "(w.close()) before watching it again.")
-        if getattr(run, "closed", True):
-            raise NetlapseError("watch() needs an open netlapse.Run as its second argument.")
+        require_open_run(run, "watch()", "second")
         self.optimizers = optimizer_list(optimizer)
         self.name = _check_name(name, run)
         self._prefix = "" if name is None else f"{name}/"
@@ -159,9 +154,7 @@ class Watcher:
     # ------------------------------------------------------------------ set-up helpers
     @staticmethod
     def _split_probe(probe):
-        if probe is None:
-            return None, None
-        x, y = (probe[0], probe[1]) if isinstance(probe, (tuple, list)) and len(probe) == 2 else (probe, None)
+        x, y = split_probe(probe)
         for what, t in (("probe", x), ("probe target", y)):
             if t is not None and not isinstance(t, torch.Tensor):
                 raise NetlapseError(
@@ -199,9 +192,7 @@ class Watcher:
             self._run_probe_forward()
         except Exception as exc:
             where = (f" at layer {stack[-1][0]!r} (input shapes {stack[-1][1]})" if stack else "")
-            raise NetlapseError(
-                f"the model rejects the probe of shape {tuple(self.probe.shape)}{where}: {exc}. "
-                "Pass a probe batch shaped like the model's training input.") from exc
+            raise probe_rejected(self.probe.shape, exc, where) from exc
         finally:
             for h in handles:
                 h.remove()

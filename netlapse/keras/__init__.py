@@ -27,7 +27,8 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover
 import numpy as np
 
 from .._record.plan import CapturePlan, select_names
-from .._record.support import record_host
+from .._record.support import (module_entry, param_entry, probe_rejected, record_host,
+                               require_open_run, split_probe, summary)
 from ._grads import GradTap, to_host as _host
 from ._layers import LayerTaps, leaf_layers, variable_names
 from ..errors import NetlapseError
@@ -40,15 +41,12 @@ __all__ = ["Recorder", "model_summary"]
 def model_summary(model) -> dict:
     """Layers and variables (names as netlapse streams them), shapes, dtypes, counts, as JSON."""
     names = variable_names(model)
-    params = [{"name": names[id(v)], "shape": [int(s) for s in v.shape], "dtype": str(v.dtype),
-               "numel": int(np.prod(v.shape)), "trainable": bool(v.trainable)}
+    params = [param_entry(names[id(v)], v.shape, str(v.dtype), v.trainable)
               for v in model.weights if id(v) in names]
-    layers = [{"name": layer.name, "type": type(layer).__name__,
-               "params": int(sum(np.prod(v.shape) for v in layer.weights)), "leaf": True}
+    layers = [module_entry(layer.name, type(layer).__name__,
+                           sum(np.prod(v.shape) for v in layer.weights), True)
               for layer in leaf_layers(model)]
-    return {"type": type(model).__name__, "name": model.name, "parameters": params,
-            "modules": layers, "total_params": sum(p["numel"] for p in params),
-            "trainable_params": sum(p["numel"] for p in params if p["trainable"])}
+    return summary(type(model).__name__, params, layers, name=model.name)
 
 
 class Recorder(keras.callbacks.Callback):
@@ -67,14 +65,12 @@ class Recorder(keras.callbacks.Callback):
                  probe=None, include=None, exclude=None, *, model=None, optimizer=None,
                  log_metrics: bool = True):
         super().__init__()
-        if getattr(run, "closed", True):
-            raise NetlapseError("Recorder() needs an open netlapse.Run as its first argument.")
+        require_open_run(run, "Recorder()")
         self.plan = CapturePlan.make(every, weights, grads, activations)
         self.run = run
         self.include, self.exclude = include, exclude
         self.log_metrics = log_metrics
-        self.probe, self.probe_target = (probe if isinstance(probe, (tuple, list)) and len(probe) == 2
-                                         else (probe, None))
+        self.probe, self.probe_target = split_probe(probe)
         self.closed = False
         self.step = None          # updates done so far, once attached
         self._attached = False
@@ -186,8 +182,7 @@ class Recorder(keras.callbacks.Callback):
         try:
             self._probe_outputs(model)
         except Exception as exc:
-            raise NetlapseError(f"the model rejects the probe of shape {shape}: {exc}. "
-                                "Pass a probe batch shaped like the model's training input.") from exc
+            raise probe_rejected(shape, exc) from exc
 
     def _flush_grads(self) -> None:
         if self._grad_tap is None:

@@ -21,6 +21,8 @@ import threading
 import keras
 import numpy as np
 
+from .._record.support import InstancePatches
+
 __all__ = ["GradTap", "to_host"]
 
 
@@ -50,7 +52,7 @@ class GradTap:
         self.active = True
         self._lock = threading.Lock()
         self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
-        self._had_attr = {}
+        self._patches = InstancePatches()
         if self.backend == "jax":
             self._install("stateless_apply", self._jax_stateless_apply)
         elif self.backend == "tensorflow":
@@ -61,23 +63,11 @@ class GradTap:
 
     # ------------------------------------------------------------------ install / restore
     def _install(self, attr: str, wrapper) -> None:
-        self._had_attr[attr] = self.optimizer.__dict__.get(attr, _MISSING)
-        original = getattr(self.optimizer, attr)
-
-        def method(*args, **kwargs):
-            return wrapper(original, *args, **kwargs)
-
-        method.__netlapse_tap__ = self
-        setattr(self.optimizer, attr, method)
+        self._patches.patch(self.optimizer, attr, wrapper)
 
     def restore(self) -> None:
         self.active = False
-        for attr, previous in self._had_attr.items():
-            if previous is _MISSING:
-                self.optimizer.__dict__.pop(attr, None)
-            else:
-                setattr(self.optimizer, attr, previous)
-        self._had_attr = {}
+        self._patches.restore()
 
     def _iteration(self) -> int:
         return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
@@ -161,6 +151,3 @@ class GradTap:
         with self._lock:
             out, self._pending = self._pending, []
         return out
-
-
-_MISSING = object()

@@ -15,7 +15,7 @@ import warnings
 import keras
 import numpy as np
 
-from .._record.support import first_array
+from .._record.support import InstancePatches, first_array
 from ._grads import to_host
 
 __all__ = ["variable_names", "leaf_layers", "LayerTaps"]
@@ -51,8 +51,6 @@ def leaf_layers(model) -> list:
     return out
 
 
-_MISSING = object()
-
 
 class LayerTaps:
     """Wrap each leaf layer's ``call``. ``collect()`` gathers outputs of an eager forward pass;
@@ -63,27 +61,18 @@ class LayerTaps:
         self.training = False
         self._collecting: dict | None = None
         self._warned = False
-        self._saved = []
+        self._patches = InstancePatches()
         self._jax = keras.backend.backend() == "jax"
         for layer in layers:
-            self._saved.append((layer, layer.__dict__.get("call", _MISSING)))
-            original = layer.call
-            name = layer.name
-
-            def call(*args, _orig=original, _name=name, **kwargs):
-                out = _orig(*args, **kwargs)
+            def call(original, *args, _name=layer.name, **kwargs):
+                out = original(*args, **kwargs)
                 self._seen(_name, out)
                 return out
 
-            layer.call = call
+            self._patches.patch(layer, "call", call)
 
     def restore(self) -> None:
-        for layer, previous in self._saved:
-            if previous is _MISSING:
-                layer.__dict__.pop("call", None)
-            else:
-                layer.call = previous
-        self._saved = []
+        self._patches.restore()
         self.training = False
 
     @contextlib.contextmanager
