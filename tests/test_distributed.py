@@ -204,3 +204,20 @@ def test_log_reduce_in_one_process(tmp_path):
         with pytest.raises(ValueError, match="reduce='median'"):
             run.log(loss=1.0, reduce="median")
     assert list(nl.open_run(tmp_path / "r").metrics["loss"]) == [1.5]
+
+
+@pytest.mark.slow
+def test_example_under_torchrun(tmp_path):
+    """examples/ddp_torchrun.py with torchrun: one run, the loss falls, rank 0's folder only."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(_free_port()), str(ROOT / "examples" / "ddp_torchrun.py"),
+                          "--out", "runs/ddp", "--epochs", "2"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    run = nl.open_run(tmp_path / "runs" / "ddp")
+    loss = run.metrics["loss"].to_numpy()
+    assert len(loss) == 64 and loss[-8:].mean() < loss[:8].mean() / 2
+    assert list(run["activations/0"].steps) == list(range(4, 65, 4))
+    assert run.config["world_size"] == 2

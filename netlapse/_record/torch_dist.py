@@ -28,6 +28,7 @@ import torch
 
 from .distributed import context
 from .pipeline import Group, StreamSpec
+from .. import _stats
 from .._stats import HIST_BINS, N_STATS
 from ..errors import NetlapseError
 
@@ -79,6 +80,12 @@ def attach(model, run) -> "DistWatch | None":
 
 
 # ---------------------------------------------------------------------------------- stats
+# A rank's partial stats of one tensor: [present, n, zeros, nonfinite, count, mean, ssd,
+# sum_abs, min, max], over its finite values (ssd: sum of squared deviations from its mean).
+_ROW = 10
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
 def _hist(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """``_stats.histogram`` in torch: the same float64 arithmetic, so the same bins."""
     counts = torch.zeros(HIST_BINS, dtype=torch.float64, device=x.device)
@@ -97,26 +104,49 @@ def _hist(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return torch.bincount(idx, minlength=HIST_BINS).to(torch.float64)
 
 
-def _first_pass(t):
-    """``(row, finite values)``: [present, n, zeros, nonfinite, count, sum, min, max]."""
-    row = torch.zeros(8, dtype=torch.float64)
-    row[6], row[7] = math.inf, -math.inf
-    if t is None:
-        return row, None
+def _np_hist(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``_stats.histogram`` of finite values of any float dtype, computed in float64."""
+    if x.dtype != np.float64:
+        a64 = _stats._scratch(x.size)[0]   # histogram() uses the other scratch buffers
+        np.copyto(a64, x, casting="unsafe")
+        x = a64
+    return _stats.histogram(x, lo, hi)
+
+
+def _partials_cpu(arrays: list) -> tuple[np.ndarray, list]:
+    """Partial rows of float32/float64 CPU arrays with the compiled kernel (one call)."""
+    stats, _ = _stats.summarize_many(arrays)
+    rows = np.zeros((len(arrays), _ROW))
+    finite = []
+    for i, x in enumerate(arrays):
+        n = x.size
+        mean, std, lo, hi, _, mean_abs, zero_frac, nonfinite = stats[i]
+        m = n - int(nonfinite)
+        rows[i, :5] = 1, n, round(zero_frac * n) if n else 0, nonfinite, m
+        rows[i, 5:] = (mean, std * std * m, mean_abs * m, lo, hi) if m else (0, 0, 0, np.inf, -np.inf)
+        finite.append(x if m == n else x[np.isfinite(x)])
+    return rows, finite
+
+
+def _partials_torch(t) -> tuple[np.ndarray, object]:
+    """The partial row of any tensor (other dtypes, GPUs), in float64 on its device."""
     x = t.reshape(-1).to(torch.float64)
     n = x.numel()
+    row = np.zeros(_ROW)
+    row[8], row[9] = np.inf, -np.inf
     row[0], row[1] = 1, n
     if n == 0:
         return row, x
     finite = torch.isfinite(x)
     m = int(finite.sum())
-    row[2] = float((x == 0).sum())
-    row[3] = n - m
+    row[2], row[3], row[4] = float((x == 0).sum()), n - m, m
     if m < n:
         x = x[finite]
     if m:
+        mean = x.sum() / m
+        d = x - mean
         lo, hi = torch.aminmax(x)
-        row[4], row[5], row[6], row[7] = m, float(x.sum()), float(lo), float(hi)
+        row[5:] = float(mean), float(torch.dot(d, d)), float(x.abs().sum()), float(lo), float(hi)
     return row, x
 
 
@@ -126,42 +156,53 @@ def reduce_stats(ctx, tensors: list, what: str):
     ``tensors[i]`` is this rank's part of tensor ``i`` (a plain tensor, possibly empty, or None
     where this rank has none). Every rank must call this with the same number of tensors.
     Returns ``(stats (k, 8), hist (k, 64) int64, present (k,) bool)``; ``present[i]`` is False
-    when no rank had tensor ``i``.
+    when no rank had tensor ``i``. Two collectives: an all-gather of each rank's partial rows
+    (count, mean, squared deviations, ... merged exactly as Chan et al.), then an all-reduce
+    of the histograms on the edges of the merged min/max.
     """
     k = len(tensors)
-    firsts = [_first_pass(t) for t in tensors]
-    rows = torch.stack([r for r, _ in firsts]) if k else torch.zeros((0, 8), dtype=torch.float64)
-    every = ctx.all_gather(rows, f"{what} (all-gather of partial stats)").cpu().numpy()
-    tot = every[:, :, :6].sum(axis=0)
-    lo = every[:, :, 6].min(axis=0)
-    hi = every[:, :, 7].max(axis=0)
-    count, total = tot[:, 4], tot[:, 5]
+    rows = np.zeros((k, _ROW))
+    rows[:, 8], rows[:, 9] = np.inf, -np.inf
+    finite: list = [None] * k
+    fast = [i for i, t in enumerate(tensors) if t is not None and t.device.type == "cpu"
+            and t.dtype in _KERNEL_DTYPES]
+    if fast:
+        arrays = [tensors[i].reshape(-1).contiguous().numpy() for i in fast]
+        fast_rows, fast_finite = _partials_cpu(arrays)
+        rows[fast] = fast_rows
+        for i, x in zip(fast, fast_finite):
+            finite[i] = x
+    for i, t in enumerate(tensors):
+        if t is not None and finite[i] is None:
+            rows[i], finite[i] = _partials_torch(t)
+    every = ctx.all_gather(torch.from_numpy(rows), f"{what} (all-gather of partial stats)").numpy()
+    count = every[:, :, 4].sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count
-    second = torch.zeros((k, 2 + HIST_BINS), dtype=torch.float64)
-    for i, (_, x) in enumerate(firsts):
-        if x is None or x.numel() == 0 or count[i] == 0:
+        mean = (every[:, :, 4] * every[:, :, 5]).sum(0) / count
+        ssd = (every[:, :, 6] + every[:, :, 4] * (every[:, :, 5] - mean) ** 2).sum(0)
+    lo, hi = every[:, :, 8].min(0), every[:, :, 9].max(0)
+    hist = np.zeros((k, HIST_BINS))
+    for i, x in enumerate(finite):
+        if x is None or len(x) == 0 or count[i] == 0:
             continue
-        d = x - float(mean[i])
-        second[i, 0] = float(torch.dot(d, d))
-        second[i, 1] = float(x.abs().sum())
-        second[i, 2:] = _hist(x, float(lo[i]), float(hi[i])).cpu()
-    second = ctx.all_reduce(second, "sum", f"{what} (all-reduce of sums and histograms)").numpy()
+        if isinstance(x, np.ndarray):
+            hist[i] = _np_hist(x, float(lo[i]), float(hi[i]))
+        else:
+            hist[i] = _hist(x, float(lo[i]), float(hi[i])).cpu().numpy()
+    hist = ctx.all_reduce(torch.from_numpy(hist), "sum", f"{what} (all-reduce of histograms)").numpy()
+    n, zeros, nonfinite = every[:, :, 1].sum(0), every[:, :, 2].sum(0), every[:, :, 3].sum(0)
     stats = np.full((k, N_STATS), np.nan)
-    n = tot[:, 1]
-    stats[:, 7] = tot[:, 3]
+    stats[:, 7] = nonfinite
     has = n > 0
-    stats[has, 6] = tot[has, 2] / n[has]
+    stats[has, 6] = zeros[has] / n[has]
     ok = count > 0
-    ssd = second[:, 0]
     stats[ok, 0] = mean[ok]
     stats[ok, 1] = np.sqrt(ssd[ok] / count[ok])
     stats[ok, 2] = lo[ok]
     stats[ok, 3] = hi[ok]
     stats[ok, 4] = np.sqrt(ssd[ok] + count[ok] * mean[ok] * mean[ok])
-    stats[ok, 5] = second[ok, 1] / count[ok]
-    hist = np.rint(second[:, 2:]).astype(np.int64)
-    return stats, hist, tot[:, 0] > 0
+    stats[ok, 5] = every[:, ok, 7].sum(0) / count[ok]
+    return stats, np.rint(hist).astype(np.int64), every[:, :, 0].sum(0) > 0
 
 
 # ---------------------------------------------------------------------------------- models
