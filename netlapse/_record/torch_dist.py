@@ -267,12 +267,12 @@ class DistWatch:
     # ------------------------------------------------------------------ weights and grads
     def take_group(self, watcher, kind: str, named: list, step: int, capture: str) -> bool:
         """Record a group of parameters or grads; False: the watcher records it as usual."""
-        if not self.sharded:
-            return not self.is_writer   # DDP: rank 0 records as in one process
+        if not self.sharded or kind not in ("weights", "grads"):
+            return not self.is_writer   # DDP, buffers: rank 0 records as in one process
         params = dict(watcher.params)
         params = [params.get(n) for n, _ in named]
         if capture == "full":
-            self._take_full(watcher, kind, named, step)
+            self._take_full(watcher, kind, named, step, capture)
         else:
             self._take_stats(watcher, kind, named, params, step)
         return True
@@ -300,24 +300,23 @@ class DistWatch:
             return self._shapes.get(id(param), tuple(t.shape) if t is not None else ())
         return tuple(t.shape)
 
-    def _take_full(self, watcher, kind, named, step) -> None:
+    def _take_full(self, watcher, kind, named, step, capture) -> None:
         if self.legacy is not None:
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
             with FSDP.summon_full_params(self.legacy, writeback=False, with_grads=kind == "grads"):
                 whole = [(n, p.grad if kind == "grads" else p) for n, p in watcher.params]
-                self._send_full(watcher, kind, whole, step)
+                self._send_full(watcher, kind, whole, step, capture)
             return
         whole = [(n, t.full_tensor() if _is_dtensor(t) else t) for n, t in named]
-        self._send_full(watcher, kind, whole, step)
+        self._send_full(watcher, kind, whole, step, capture)
 
-    def _send_full(self, watcher, kind, whole, step) -> None:
+    def _send_full(self, watcher, kind, whole, step, capture) -> None:
         whole = [(n, t.detach()) for n, t in whole if t is not None]
         if self.is_writer and whole:
             tensors = [t for _, t in whole]
-            watcher.run.record_group(watcher._group(kind, whole, tensors, watcher.plan.weights
-                                                    if kind == "weights" else watcher.plan.grads),
-                                     step, watcher._copier(tensors))
+            watcher.run.record_group(watcher._group(kind, whole, tensors, capture), step,
+                                     watcher._copier(tensors))
 
     def _rows_group(self, watcher, kind: str, specs: list, capture: str) -> Group:
         key = (kind, capture, tuple(specs))
@@ -326,17 +325,18 @@ class DistWatch:
             from ..torch import _dtype_name, _host_dtype
 
             group = self._groups[key] = Group(
-                StreamSpec(f"{kind}/{n}", watcher.plan.meta(kind, capture, shape, _dtype_name(dtype),
+                StreamSpec(watcher._stream(kind, n), watcher.plan.meta(kind, capture, shape, _dtype_name(dtype),
                                                            ranks=self.ctx.world),
                            tuple(shape), np.dtype(_host_dtype(dtype)), False)
                 for n, shape, dtype in specs)
         return group
 
     # ------------------------------------------------------------------ activations
-    def hold(self, name: str, t) -> None:
-        """Keep this rank's activation of layer ``name`` (the last forward before the update)
-        until ``reduce_activations`` (a copy: the layer's output may be changed in place)."""
-        self._held[name] = t.detach().clone()
+    def hold(self, stream: str, t) -> None:
+        """Keep this rank's activation ``stream`` (a layer, or ``<layer>:2`` for its second
+        call; the last training forward before the update) until ``reduce_activations``
+        (a copy: the layer's output may be changed in place later)."""
+        self._held[stream] = t.detach().clone()
 
     def grads_ready(self, watcher, step: int) -> None:
         """Before an update: at a captured step, reduce the held activations (every rank)."""
@@ -349,9 +349,12 @@ class DistWatch:
 
         Called on every rank at every captured step, for every watched layer (a layer with no
         activation on a rank takes part as absent), so every rank makes the same collectives.
+        Layers called several times per forward add their streams ``<layer>:2``, ...: they must
+        be called as many times on every rank (the same code does).
         """
         held, self._held = self._held, {}
         names = [n for n, _ in watcher.leaves]
+        names += sorted(set(held) - set(names))
         tensors = [held.get(n) for n in names]
         stats, hist, present = reduce_stats(self.ctx, tensors, f"activation stats at step {step}")
         if not self.is_writer:
