@@ -1,8 +1,9 @@
 """``nl.live``: a picture in a notebook that redraws itself while the run is being written.
 
-A daemon thread reads the run's store (only what ``commit.json`` publishes, like any reader),
-and when new steps were committed draws the view with matplotlib and replaces the picture
-through an IPython display handle (``update_display_data``), which JupyterLab, Notebook,
+A daemon thread reads the run's ``run.json`` and ``commit.json`` every ``every_s`` seconds;
+when new steps were committed, a separate worker process (``_live_worker``, one per kernel)
+reads the store and draws the view with matplotlib, so drawing never holds the kernel's GIL,
+and the thread replaces the picture through an IPython display handle (``update_display_data``), which JupyterLab, Notebook,
 VS Code and nbclient all understand: no widget extension. The thread never touches the
 training thread or the ``Run`` object; it stops when the run is closed (after drawing its
 last steps), deleted or overwritten by a new run (keeping the last picture), or on ``stop()``.
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import threading
 from pathlib import Path
 
+from ._live_worker import _plain, start_worker
 from .errors import CorruptRunError, NetlapseError, NotARunError
 
 __all__ = ["Live", "live", "VIEWS"]
@@ -68,11 +69,17 @@ class Live:
             view_args["view"] = view_args.pop("compare_view", "function_fit")
         self.view, self.every_s, self.dpi = view, float(every_s), int(dpi)
         self._args = dict(view_args, **({"stream": stream} if stream is not None else {}))
+        try:
+            json.dumps(self._args, default=_plain)
+        except TypeError as exc:
+            raise NetlapseError(f"nl.live draws in a separate process, so the view's arguments "
+                                f"must be plain values (numbers, strings, lists, arrays): {exc}.") from None
         self._runs = [r for r in sources if hasattr(r, "flush") and hasattr(r, "closed")]
         self._readers = [r if isinstance(r, RunReader) else RunReader(Path(getattr(r, "path", r)))
                          for r in sources]
         self._created = [r.manifest.get("created") for r in self._readers]
         self.replaced = False      # True if a run was deleted or overwritten while shown
+        self.in_worker = True      # redraw in the worker process (False: in this thread)
         self.updates = 0           # times the picture was replaced
         self.draws = 0             # times the view was drawn (only after new commits)
         self.error: BaseException | None = None
@@ -83,9 +90,10 @@ class Live:
         self._wake = threading.Event()
         self._cond = threading.Condition()
         self._asked = self._served = 0
-        self._finished = self._tick()       # the first picture, at once, in this cell
+        self._finished = self._tick(remote=False)    # the first picture, at once, in this cell
         self._thread = threading.Thread(target=self._loop, name=f"netlapse-live-{view}", daemon=True)
         if not self._finished:
+            start_worker()
             self._thread.start()
 
     # ------------------------------------------------------------------ public
@@ -98,7 +106,7 @@ class Live:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join()
+            self._thread.join(30)   # at most one picture being drawn
 
     def sync(self, timeout: float | None = 60.0) -> bool:
         """Flush the runs recorded in this kernel, and wait until the picture shows what they
@@ -129,7 +137,7 @@ class Live:
                     break
                 with self._cond:
                     asked = self._asked
-                finished = self._tick()
+                finished = self._tick(self.in_worker)
                 with self._cond:
                     self._served = asked
                     self._cond.notify_all()
@@ -139,7 +147,7 @@ class Live:
             with self._cond:
                 self._cond.notify_all()
 
-    def _tick(self) -> bool:
+    def _tick(self, remote: bool = True) -> bool:
         """Read the store; redraw if new steps were committed. True once every run is closed."""
         try:
             for r, created in zip(self._readers, self._created):
@@ -157,26 +165,24 @@ class Live:
                                 for r in self._readers], sort_keys=True)
             if state != self._seen:
                 self._seen = state
-                self._show(self._draw())
+                self._show(self._draw(remote))
             return finished
         except Exception as exc:  # noqa: BLE001 - shown in the notebook; the thread ends
             self.error = exc
             self._show(self._text(f"netlapse live {self.view} stopped: {type(exc).__name__}: {exc}"))
             return True
 
-    def _draw(self) -> dict:
-        from . import plot
+    def _draw(self, remote: bool) -> dict:
+        """Draw in the worker process (``remote``) or here (the first picture, in the cell)."""
+        from ._live_worker import draw_png, render_remote
 
-        target = self._readers if self.view == "compare" else self._readers[0]
+        paths = [r.path for r in self._readers]
         try:
-            fig = getattr(plot, self.view)(target, **self._args)
+            png, last = (render_remote if remote else draw_png)(paths, self.view, self._args, self.dpi)
         except NetlapseError as exc:   # e.g. nothing recorded yet: say so, keep watching
             return self._text(f"netlapse live {self.view}: {exc}")
         self.draws += 1
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=self.dpi)
-        last = max((r.last_step() for r in self._readers), default=0)
-        return {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+        return {"image/png": base64.b64encode(png).decode("ascii"),
                 "text/plain": f"<netlapse live {self.view}: step {last}>"}
 
     @staticmethod
