@@ -252,3 +252,29 @@ def test_bad_options_fail_when_the_recorder_is_made(tmp_path):
         Recorder(tmp_path / "run", wieghts="full")
     with pytest.raises(nl.NetlapseError, match="capture mode"):
         Recorder(tmp_path / "run", grads="everything")
+
+
+def test_fp16_scaler_skipped_update_is_not_a_step(tmp_path):
+    """Lightning's own MixedPrecision plugin with a GradScaler (fp16 AMP), on the CPU; batch 2's
+    loss overflows: the scaler skips that update, netlapse does not count it."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    class Overflow(LitClassifier):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            return loss * float("inf") if batch_idx == 2 else loss
+
+    torch.manual_seed(3)
+    ref = Reference()
+    plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0 ** 8))
+    rec = Recorder(tmp_path / "run", weights="full", grads="full")
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=0, plugins=[plugin], callbacks=[ref, rec],
+                        **{**TRAINER, "enable_model_summary": False})
+    trainer.fit(Overflow(), loader())
+    r = nl.open_run(tmp_path / "run")
+    assert ref.updates[0] == 5                               # 6 batches, one update skipped
+    assert list(r["weights/model.1.weight"].steps) == list(range(6))
+    assert_stream(r, "weights", ref.weights)
+    assert_stream(r, "grads", ref.grads)     # unscaled (Lightning unscales before this hook)
+    assert list(r.metrics.dropna(subset=["amp/skipped_updates"])["step"]) == [2]
+    assert "step" not in plugin.scaler.__dict__

@@ -100,7 +100,7 @@ def test_accelerate_prepared_objects_and_lightning_optimizer_are_unwrapped(tmp_p
     model = mlp()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     data = torch.utils.data.TensorDataset(*map(torch.cat, zip(*batches(4))))
-    accelerator = accelerate.Accelerator(cpu=True)
+    accelerator = accelerate.Accelerator(cpu=True, gradient_accumulation_steps=2)
     model, opt_p, loader = accelerator.prepare(model, opt, torch.utils.data.DataLoader(data, batch_size=8))
     assert type(opt_p).__name__ == "AcceleratedOptimizer"
     grads_ref, weights_ref, count = {}, {0: copies(model.named_parameters())}, [0]
@@ -111,15 +111,16 @@ def test_accelerate_prepared_objects_and_lightning_optimizer_are_unwrapped(tmp_p
         w = nl.watch(model, run, opt_p, weights="full", grads="full")
         assert w.optimizer is opt
         for x, y in loader:
-            opt_p.zero_grad()
-            accelerator.backward(nn.functional.mse_loss(model(x), y))
-            opt_p.step()
+            with accelerator.accumulate(model):      # steps on every 2nd batch only
+                accelerator.backward(nn.functional.mse_loss(model(x), y))
+                opt_p.step()
+                opt_p.zero_grad()
     with nl.Run(tmp_path / "run2") as run2:
         assert nl.watch(model, run2, LightningOptimizer(opt)).optimizer is opt
     r = nl.open_run(tmp_path / "run")
     assert sorted(r.streams("weights")) == ["weights/0.bias", "weights/0.weight",
                                             "weights/2.bias", "weights/2.weight"]
-    assert count[0] == 4
+    assert count[0] == 2
     assert_stream(r, "grads", grads_ref)
     assert_stream(r, "weights", weights_ref)
 
