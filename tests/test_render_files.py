@@ -146,7 +146,7 @@ def test_html_player_draws_in_chromium(rings, tmp_path):
         assert page.evaluate("window.netlapsePlayer.frame") == 8
         assert "step 8" in page.text_content("#label")
         page.click("#play")
-        page.wait_for_timeout(400)
+        page.wait_for_function("window.netlapsePlayer.frame !== 8")   # it plays: frames advance
         inked = page.evaluate("""() => { const c = document.getElementById('view');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++; return n; }""")

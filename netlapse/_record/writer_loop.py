@@ -116,6 +116,7 @@ class WriterLoop:
         self._on_commit = on_commit
         self.writer: StoreSink | None = None
         self.error: BaseException | None = None
+        self.failed = threading.Event()   # set with ``error``: the writer stopped writing
         self.abort = threading.Event()   # set when close() gives up: write and commit nothing more
         self.ready = threading.Event()   # set once the store writer exists (or failed to)
         self.beat = time.monotonic()      # the writer's last sign of progress
@@ -141,7 +142,7 @@ class WriterLoop:
         try:
             self.writer = self._writer_factory()
         except BaseException as exc:  # noqa: BLE001 - handed to the training thread
-            self.error = exc
+            self._fail(exc)
             self.ready.set()
             return
         self.ready.set()
@@ -153,7 +154,7 @@ class WriterLoop:
                 item = None
             self.beat = time.monotonic()
             if self.abort.is_set():
-                self.error = self.error or RecordingError("recording was abandoned by close()")
+                self._fail(self.error or RecordingError("recording was abandoned by close()"))
                 self._drain_after_error(item)
                 return
             try:
@@ -177,13 +178,17 @@ class WriterLoop:
                     self._flush()
                     last_flush = time.monotonic()
             except BaseException as exc:  # noqa: BLE001 - handed to the training thread
-                self.error = exc
+                self._fail(exc)
                 if isinstance(item, (Flush, Close)):
                     item.done.set()          # the flush or close that failed: wake its waiter
                     if isinstance(item, Close):
                         return
                 self._drain_after_error()
                 return
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.failed.set()
 
     def _drain_after_error(self, item=None) -> None:
         """After a failure: release buffers and wake waiters so the training thread never hangs."""
