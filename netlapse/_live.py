@@ -161,8 +161,8 @@ class Live:
                     self.replaced = True                    # run: keep the last picture, stop
                     return True
             finished = all(r.status != "running" for r in self._readers)
-            state = json.dumps([[r.commit.get("lengths", {}), r.commit.get("metric_rows", 0)]
-                                for r in self._readers], sort_keys=True)
+            state = json.dumps([[[(n, r[n].length) for n in r.streams()], r.metric_rows]
+                                for r in self._readers])
             if state != self._seen:
                 self._seen = state
                 self._show(self._draw(remote))
