@@ -1,6 +1,6 @@
 """Module taps: the forward hooks behind ``activations/<module>`` and ``probe/<module>``.
 
-What is stored (see DESIGN.md, "step"):
+What is stored (see docs/architecture.md, "Steps"):
 
 - ``activations/<module>`` at step k: the module's output in the **last** training forward pass
   (grad enabled) before update k: with gradient accumulation the last micro-batch; for a GAN's

@@ -1,6 +1,6 @@
 """Keras 3 (any backend): ``Recorder(run, ...)``, a callback that records training into a run.
 
-Streams and steps are those of ``netlapse.torch`` (see DESIGN.md): ``weights/<layer>/<var>``
+Streams and steps are those of ``netlapse.torch`` (see docs/architecture.md, "Steps"): ``weights/<layer>/<var>``
 at step 0 and after each update (step = the optimizer's update count), ``grads/<layer>/<var>``
 (what the optimizer received for that update), ``activations/<layer>`` (outputs in the
 training forward pass of that update), ``probe/<layer>`` (every layer's output on a fixed
