@@ -238,6 +238,14 @@ def test_gan_two_named_watchers_never_mix(tmp_path):
     # D's activations at step k: its own pass on the fake batch of update k (the last training
     # forward before it), not the generator step's pass through D that follows the update
     assert_stream(r, "activations", d_acts, prefix="D/")
+    # views order several models' layers model by model, in each model's own order
+    from netlapse.views import layer_profile
+    lp = layer_profile(r, 5)
+    assert lp.layers == ["G/main.0", "G/main.2", "D/main.0", "D/main.2"]
+    for i, layer in enumerate(lp.layers):
+        net, mod = layer.split("/")
+        np.testing.assert_allclose(lp.grad[0, i], np.abs(ref[net]["grads"][5][f"{mod}.weight"].numpy()).mean(),
+                                   rtol=1e-5)
 
 
 def test_amp_grads_unscaled_and_skipped_update_is_not_a_step(tmp_path):

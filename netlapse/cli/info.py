@@ -80,6 +80,9 @@ def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
     model = run.model or {}
     if model:
         lines.append(f"model    {model.get('type')} with {model.get('total_params', 0):,} parameters")
+    for name, m in (run.manifest.get("models") or {}).items():
+        lines.append(f"model    {name}: {(m or {}).get('type')} with "
+                     f"{(m or {}).get('total_params', 0):,} parameters")
     for alias, name in run.aliases().items():
         lines.append(f"alias    {alias} is {name} (shared; its streams are stored under {name})")
     models = [("", model)] + [(f"{k}/", m) for k, m in (run.manifest.get("models") or {}).items()]

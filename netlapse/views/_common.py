@@ -102,10 +102,19 @@ def nearest_at_or_before(recorded: np.ndarray, step: int) -> int:
     return max(i, 0)
 
 
+def model_modules(reader) -> list[dict]:
+    """The manifest's module summaries in model order; with several named models on the run
+    (``nl.watch(..., name="G")``) each model's in turn, names prefixed as in their streams."""
+    out = list((reader.model or {}).get("modules", []))
+    for prefix, model in (reader.manifest.get("models") or {}).items():
+        out += [{**m, "name": f"{prefix}/{m['name']}"} for m in (model or {}).get("modules", [])
+                if m.get("name")]
+    return out
+
+
 def module_names(reader) -> list[str]:
     """Module names in model order (from the manifest's model summary), leaves first-seen order."""
-    model = reader.model or {}
-    return [m["name"] for m in model.get("modules", []) if m.get("name")]
+    return [m["name"] for m in model_modules(reader) if m.get("name")]
 
 
 def layer_order(reader, names) -> list[str]:

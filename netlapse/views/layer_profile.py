@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import NetlapseError
-from ._common import as_reader, layer_order, select_steps
+from ._common import as_reader, layer_order, model_modules, select_steps
 
 __all__ = ["LayerProfile", "layer_profile", "weight_layers"]
 
@@ -50,7 +50,7 @@ def weight_layers(reader, kind: str = "grads") -> list[tuple[str, str]]:
 def _block_outputs(reader, layers: list[str], kind: str) -> list[str | None]:
     """For each weight layer, the stream of its block's output: the parameter-free layer right
     after it (its activation function) when there is one, else the layer's own output."""
-    modules = [m for m in (reader.model or {}).get("modules", []) if m.get("leaf", True) and m.get("name")]
+    modules = [m for m in model_modules(reader) if m.get("leaf", True) and m.get("name")]
     names = [m["name"] for m in modules]
     have = set(n.split("/", 1)[1] for n in reader.streams(kind))
     out = []
