@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import views as _views
+from ._display import EMBED_LIMIT_MB
 
 __all__ = ["Animation", "trajectories", "weight_images", "layer_profile", "distributions",
            "function_fit", "hidden_space", "compare"]
@@ -25,7 +26,7 @@ class Animation:
     In a notebook it shows itself as the offline HTML player, up to ``embed_limit_mb``
     megabytes (past it, a note saying how to save it instead)."""
 
-    embed_limit_mb: float = 20.0
+    embed_limit_mb: float = EMBED_LIMIT_MB
 
     def __init__(self, view, fps: float = 10):
         self.view = view
