@@ -13,6 +13,13 @@ and the seconds ``close()`` took to drain what was still queued.
     python benchmarks/overhead.py --long       # full weights, MLP, 5,000 steps: backlog check
     python benchmarks/overhead.py --models mlp,lit_mlp,hf_mlp --variants bare,nl_stats
                                                # the plain loop against Lightning and HF Trainer
+    python benchmarks/overhead.py --models resnet18,gpt --variants bare,nl_stats,nl_act \
+        --threads 1,all --steps 40 --warmup 8  # real architectures, 1 torch thread and all cores
+
+``resnet18`` is torchvision's ResNet-18 (BatchNorm, one ReLU module called twice per block) on
+CIFAR-sized input (batch 32 of 3x32x32), ``gpt`` a nanoGPT-style transformer (6 layers, width
+256, 4 heads, sequence 128, batch 4, vocabulary 512, tied output layer); both are written in
+``tests/torch_models.py``. ``--threads``: torch threads per child, ``all`` = every core.
 
 ``lit_mlp`` and ``hf_mlp`` train the same MLP inside a Lightning ``Trainer`` and a
 ``transformers.Trainer`` (``_trainer_children.py``): bare, and with netlapse's Recorder
@@ -47,7 +54,8 @@ VARIANTS = {
     "tb_hist": "TensorBoard add_histogram of every weight and grad, every step",
     "wandb": "wandb.watch(log='all', log_freq=1), offline",
 }
-MODELS = ("mlp", "cnn", "lit_mlp", "hf_mlp")   # lit_/hf_: the MLP inside a Lightning / HF Trainer
+MODELS = ("mlp", "cnn", "resnet18", "gpt", "lit_mlp", "hf_mlp")   # lit_/hf_: the MLP inside a Lightning / HF Trainer
+GPT_VOCAB = 512
 
 
 # ---------------------------------------------------------------------------------------- child
@@ -67,6 +75,22 @@ def _model(name: str):
     import torch
     from torch import nn
 
+    if name in ("resnet18", "gpt"):
+        sys.path.insert(0, str(ROOT / "tests"))
+        from torch_models import GPT, ResNet
+
+        g = torch.Generator().manual_seed(1)
+        if name == "resnet18":
+            model = ResNet(layers=(2, 2, 2, 2), widths=(64, 128, 256, 512), num_classes=10)
+            data = [(torch.randn(32, 3, 32, 32, generator=g), torch.randint(0, 10, (32,), generator=g))
+                    for _ in range(4)]
+        else:
+            model = GPT(vocab_size=GPT_VOCAB, block_size=128, n_layer=6, n_head=4, n_embd=256)
+            data = []
+            for _ in range(4):
+                idx = torch.randint(0, GPT_VOCAB, (4, 129), generator=g)
+                data.append((idx[:, :-1].contiguous(), idx[:, 1:].contiguous()))
+        return model, data
     if name == "mlp":
         model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                               nn.Linear(512, 10))
@@ -89,7 +113,8 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         return {**result, "rss_mb": _vm_hwm_mb()}
     import torch
 
-    torch.set_num_threads(1)
+    threads = _threads()
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     sys.path.insert(0, str(ROOT))
     model, data = _model(model_name)
@@ -129,6 +154,9 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         log = lambda step, loss: wb.log({"loss": loss}, step=step)  # noqa: E731
 
     loss_fn = torch.nn.functional.cross_entropy
+    if model_name == "gpt":
+        loss_fn = lambda out, y: torch.nn.functional.cross_entropy(  # noqa: E731
+            out.reshape(-1, out.shape[-1]), y.reshape(-1))
     times = []
     cpu0 = None
     for i in range(warmup + steps):
@@ -154,7 +182,7 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         wb.finish()
     close_s = time.perf_counter() - t0
     result = {
-        "model": model_name, "variant": variant, "steps": steps,
+        "model": model_name, "variant": variant, "steps": steps, "threads": threads,
         "median_ms": statistics.median(times[warmup:]) * 1e3,
         "mean_ms": statistics.fmean(times[warmup:]) * 1e3,
         "cpu_ms": (cpu1 - cpu0) / steps * 1e3,
@@ -167,12 +195,18 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         from netlapse import open_run
 
         r = open_run(out)
-        n = warmup + steps                 # weights are also recorded at step 0, before training
+        n = warmup + steps   # weights and buffers are also recorded at step 0, before training
         result["complete"] = bool(r.streams()) and all(
-            r[s].length == n + (r[s].kind == "weights") for s in r.streams())
+            r[s].length == n + (r[s].kind in ("weights", "buffers")) for s in r.streams())
         if variant == "nl_full" and steps >= 1000:
             result["window_ms"] = _windows(times[warmup:])
     return result
+
+
+def _threads() -> int:
+    """Torch threads for this child: NETLAPSE_BENCH_THREADS (a number or ``all``), default 1."""
+    value = os.environ.get("NETLAPSE_BENCH_THREADS", "1")
+    return os.cpu_count() or 1 if value == "all" else int(value)
 
 
 def _windows(times: list, parts: int = 5) -> list:
@@ -191,9 +225,12 @@ def _available(variant: str, model: str = "mlp") -> bool:
     return importlib.util.find_spec(mod) is not None
 
 
-def _spawn(model: str, variant: str, steps: int, warmup: int, workdir: str) -> dict:
+def _spawn(model: str, variant: str, steps: int, warmup: int, workdir: str,
+           threads: str = "1") -> dict:
+    n = str(os.cpu_count() or 1) if threads == "all" else threads
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
+               NETLAPSE_BENCH_THREADS=threads)
     cmd = [sys.executable, __file__, "--child", model, variant, str(steps), str(warmup), workdir]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -214,10 +251,11 @@ def table(results: list) -> str:
             "thread + other threads | training-thread CPU × bare | peak RSS MB | bytes/step "
             "| waited s | close s |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for model in MODELS:
-        mine = [r for r in results if r["model"] == model]
-        if not mine:
-            continue
+    groups = sorted({(r["model"], r.get("threads", 1)) for r in results},
+                    key=lambda k: (MODELS.index(k[0]), k[1]))
+    for model, threads in groups:
+        mine = [r for r in results if r["model"] == model and r.get("threads", 1) == threads]
+        label = model if all(r.get("threads", 1) == 1 for r in results) else f"{model}, {threads} thr"
         bare = [r["median_ms"] for r in mine if r["variant"] == "bare"]
         bare_med = statistics.median(bare) if bare else float("nan")
         bare_cpu = [r["train_cpu_ms"] for r in mine if r["variant"] == "bare"]
@@ -227,7 +265,7 @@ def table(results: list) -> str:
             if not rs:
                 continue
             if "skipped" in rs[0]:
-                rows.append(f"| {model} | {variant} | skipped: {rs[0]['skipped']} | | | | | | | |")
+                rows.append(f"| {label} | {variant} | skipped: {rs[0]['skipped']} | | | | | | | |")
                 continue
             meds = [r["median_ms"] for r in rs]
             # each repetition against the bare run of the same repetition (run minutes apart,
@@ -236,7 +274,7 @@ def table(results: list) -> str:
             ratios = [r["median_ms"] / bare_of.get(r.get("rep"), bare_med) for r in rs]
             done = "" if all(r.get("complete", True) for r in rs) else " (INCOMPLETE)"
             rows.append(
-                f"| {model} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
+                f"| {label} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
                 f"| {statistics.median(r['train_cpu_ms'] for r in rs):.2f} + "
                 f"{statistics.median(r['cpu_ms'] - r['train_cpu_ms'] for r in rs):.2f} "
                 f"| {statistics.median(r['train_cpu_ms'] for r in rs) / bare_cpu:.2f} "
@@ -256,7 +294,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="timed steps per run (default 400)")
     ap.add_argument("--warmup", type=int, default=30, help="untimed steps first (default 30)")
     ap.add_argument("--reps", type=int, help="interleaved repetitions (default 3)")
-    ap.add_argument("--models", default=",".join(MODELS), help="comma list of: mlp, cnn")
+    ap.add_argument("--models", default="mlp,cnn",
+                    help="comma list of: " + ", ".join(MODELS) + " (default mlp,cnn)")
+    ap.add_argument("--threads", default="1",
+                    help="comma list of torch thread counts per child, 'all' = every core "
+                         "(default 1)")
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help="comma list of: " + ", ".join(VARIANTS))
     ap.add_argument("--json", help="also write the raw results to this file")
@@ -275,35 +317,40 @@ def main(argv=None) -> int:
     bad = [m for m in models if m not in MODELS] + [v for v in variants if v not in VARIANTS]
     if bad:
         ap.error(f"unknown model or variant: {', '.join(bad)}")
+    thread_counts = [t for t in args.threads.split(",") if t]
+    if not all(t == "all" or t.isdigit() and int(t) > 0 for t in thread_counts):
+        ap.error(f"--threads takes positive counts or 'all', e.g. --threads 1,all; got {args.threads!r}")
     results = []
-    total = reps * len(models) * len(variants)
+    total = reps * len(models) * len(variants) * len(thread_counts)
     done = 0
     for rep in range(reps):
-        for model in models:
+        for model, threads in [(m, t) for m in models for t in thread_counts]:
             order = variants[rep % len(variants):] + variants[:rep % len(variants)]
             for variant in order:
                 done += 1
                 if model in TRAINER_MODELS and variant not in TRAINER_VARIANTS:
                     continue   # the trainer variants compare bare and netlapse stats only
                 if not _available(variant, model):
-                    results.append({"model": model, "variant": variant, "skipped": "not installed"})
+                    results.append({"model": model, "variant": variant, "threads": threads,
+                                    "skipped": "not installed"})
                     continue
                 workdir = tempfile.mkdtemp(prefix="netlapse-bench-")
                 try:
-                    r = _spawn(model, variant, steps, args.warmup, workdir)
+                    r = _spawn(model, variant, steps, args.warmup, workdir, threads)
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
                 r["rep"] = rep
                 results.append(r)
                 extra = f" windows {r['window_ms']}" if "window_ms" in r else ""
-                print(f"[{done}/{total}] rep {rep + 1} {model} {variant}: median "
+                print(f"[{done}/{total}] rep {rep + 1} {model} ({r.get('threads', 1)} thr) "
+                      f"{variant}: median "
                       f"{r['median_ms']:.2f} ms, cpu {r['train_cpu_ms']:.2f} + "
                       f"{r['cpu_ms'] - r['train_cpu_ms']:.2f} ms/step, "
                       f"rss {r['rss_mb']:.0f} MB, waited {r['waited_s']:.2f} s, "
                       f"close {r['close_s']:.2f} s{extra}", file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"\n{steps} timed steps after {args.warmup} warm-up, {reps} interleaved repetition(s), "
-          f"torch 1 thread; load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"torch threads {args.threads} ({os.cpu_count()} cores); load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"on {os.cpu_count()} cores.\n")
     print(table(results))
     if args.json:

@@ -177,3 +177,28 @@ def test_row_access_by_index_step_and_range_equals_the_whole_arrays(tmp_path):
     assert r.last_step() == 27 and r.seq >= 1 and r.updated >= r.created
     with pytest.raises(nl.StreamNotFoundError, match="Nearest: loss"):
         r.metric_values("los")
+
+
+def test_new_streams_enter_run_json_once_per_commit(tmp_path, monkeypatch):
+    """A model with many tensors: the first commit describes all its streams in one run.json
+    write (it rewrote the whole manifest once per stream), before commit.json counts them."""
+    from netlapse.store.manifest import Manifest
+
+    writes = []
+    original = Manifest.add_streams
+    monkeypatch.setattr(Manifest, "add_streams",
+                        lambda self, streams: (writes.append(sorted(streams)), original(self, streams)))
+    run = nl.Run(tmp_path / "run", flush_every=3600)
+    for k in range(2):
+        run.step = k
+        for i in range(40):
+            run.record_array(f"weights/w{i}", np.full(3, k * 100 + i, np.float32), full=i % 2 == 0)
+    run.flush()
+    assert writes == [sorted(f"weights/w{i}" for i in range(40))]
+    run.step = 2
+    run.record_array("weights/late", np.zeros(2, np.float32))
+    run.close()
+    assert writes[1:] == [["weights/late"]]
+    r = nl.open_run(tmp_path / "run")
+    assert len(r.streams()) == 41
+    np.testing.assert_array_equal(r["weights/w6"].at(1), np.full(3, 106, np.float32))
