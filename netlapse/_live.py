@@ -91,6 +91,7 @@ class Live:
         self._cond = threading.Condition()
         self._asked = self._served = 0
         self._finished = self._tick(remote=False)    # the first picture, at once, in this cell
+        self._ended = self._finished
         self._thread = threading.Thread(target=self._loop, name=f"netlapse-live-{view}", daemon=True)
         if not self._finished:
             start_worker()
@@ -99,7 +100,8 @@ class Live:
     # ------------------------------------------------------------------ public
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        """True while the thread watches the run (False once it stopped, for whatever reason)."""
+        return self._thread.is_alive() and not self._ended
 
     def stop(self) -> None:
         """Stop updating (the picture stays as it is)."""
@@ -115,13 +117,12 @@ class Live:
             if not run.closed:
                 run.flush()
         with self._cond:
-            if not self._thread.is_alive():
+            if not self.running:
                 return True
             self._asked += 1
             want = self._asked
             self._wake.set()
-            return self._cond.wait_for(lambda: self._served >= want or not self._thread.is_alive(),
-                                       timeout)
+            return self._cond.wait_for(lambda: self._served >= want or self._ended, timeout)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -139,12 +140,14 @@ class Live:
                     asked = self._asked
                 finished = self._tick(self.in_worker)
                 with self._cond:
+                    self._ended = finished     # before sync() sees its answer
                     self._served = asked
                     self._cond.notify_all()
                 if finished:
                     break
         finally:
             with self._cond:
+                self._ended = True
                 self._cond.notify_all()
 
     def _tick(self, remote: bool = True) -> bool:

@@ -140,3 +140,23 @@ def test_live_refuses_unknown_views_and_plain_scripts(tmp_path):
     with pytest.raises(NetlapseError, match="none is running here"):
         nl.live(run, "weight_images", stream="weights/w")
     run.close()
+
+
+def test_live_compare_of_several_runs(shell, tmp_path):
+    runs = [nl.Run(tmp_path / f"r{k}") for k in range(2)]
+    for k, run in enumerate(runs):
+        run.record_array("weights/w", _weights(k), step=0)
+    live = nl.live(runs, "compare", compare_view="weight_images", stream="weights/w", every_s=3600)
+    for k, run in enumerate(runs):
+        run.record_array("weights/w", _weights(10 + k), step=1)
+    assert live.sync() and live.updates == 1
+    import io
+
+    fig = nl.plot.compare([nl.open_run(tmp_path / f"r{k}") for k in range(2)], "weight_images",
+                          stream="weights/w")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    assert _png(_outputs(shell, live)[-1]) == buf.getvalue()
+    for run in runs:
+        run.close()
+    assert live.sync() and not live.running       # stops once every run is closed
