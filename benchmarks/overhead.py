@@ -53,7 +53,13 @@ VARIANTS = {
     "nl_act": "netlapse: activation stats and histograms, every step",
     "tb_hist": "TensorBoard add_histogram of every weight and grad, every step",
     "wandb": "wandb.watch(log='all', log_freq=1), offline",
+    # torch.compile(model) (inductor), watched through the compiled wrapper; ratios are to
+    # bare_compiled, and each child reports Dynamo's graph, graph-break and frame counts
+    "bare_compiled": "torch.compile(model), no recording",
+    "nl_stats_compiled": "torch.compile(model) + netlapse weights+grads stats, every step",
+    "nl_act_compiled": "torch.compile(model) + netlapse activation stats, every step",
 }
+COMPILED = "_compiled"
 MODELS = ("mlp", "cnn", "resnet18", "gpt", "lit_mlp", "hf_mlp")   # lit_/hf_: the MLP inside a Lightning / HF Trainer
 GPT_VOCAB = 512
 
@@ -122,15 +128,18 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
     out = Path(workdir) / f"{model_name}-{variant}"
     run = tb = wb = None
     log = lambda step, loss: None  # noqa: E731
-    if variant.startswith("nl_"):
+    compiled = variant.endswith(COMPILED)
+    forward = torch.compile(model) if compiled else model
+    kind = variant[:-len(COMPILED)] if compiled else variant
+    if kind.startswith("nl_"):
         import netlapse
         from netlapse.torch import watch
 
         run = netlapse.Run(out)
         kw = {"nl_stats": dict(weights="stats", grads="stats"),
               "nl_full": dict(weights="full", grads=None),
-              "nl_act": dict(weights=None, grads=None, activations="stats")}[variant]
-        watch(model, run, opt, **kw)
+              "nl_act": dict(weights=None, grads=None, activations="stats")}[kind]
+        watch(forward, run, opt, **kw)
         log = lambda step, loss: run.log(loss=loss)  # noqa: E731
     elif variant == "tb_hist":
         from torch.utils.tensorboard import SummaryWriter
@@ -165,7 +174,7 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         x, y = data[i % len(data)]
         t0 = time.perf_counter()
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(forward(x), y)
         loss.backward()
         opt.step()
         log(i + 1, loss.item())
@@ -191,6 +200,11 @@ def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) 
         "bytes_per_step": (_dir_bytes(out) / (warmup + steps)) if out.exists() else 0,
         "waited_s": waited, "close_s": close_s,
     }
+    if compiled:
+        from torch._dynamo.utils import counters
+
+        result.update(graphs=counters["stats"]["unique_graphs"], frames=counters["frames"]["total"],
+                      breaks=sum(counters["graph_break"].values()))
     if run is not None:
         from netlapse import open_run
 
@@ -256,11 +270,12 @@ def table(results: list) -> str:
     for model, threads in groups:
         mine = [r for r in results if r["model"] == model and r.get("threads", 1) == threads]
         label = model if all(r.get("threads", 1) == 1 for r in results) else f"{model}, {threads} thr"
-        bare = [r["median_ms"] for r in mine if r["variant"] == "bare"]
-        bare_med = statistics.median(bare) if bare else float("nan")
-        bare_cpu = [r["train_cpu_ms"] for r in mine if r["variant"] == "bare"]
-        bare_cpu = statistics.median(bare_cpu) if bare_cpu else float("nan")
         for variant in VARIANTS:
+            base = "bare_compiled" if variant.endswith(COMPILED) else "bare"
+            bare = [r["median_ms"] for r in mine if r["variant"] == base]
+            bare_med = statistics.median(bare) if bare else float("nan")
+            bare_cpu = [r["train_cpu_ms"] for r in mine if r["variant"] == base]
+            bare_cpu = statistics.median(bare_cpu) if bare_cpu else float("nan")
             rs = [r for r in mine if r["variant"] == variant]
             if not rs:
                 continue
@@ -270,9 +285,11 @@ def table(results: list) -> str:
             meds = [r["median_ms"] for r in rs]
             # each repetition against the bare run of the same repetition (run minutes apart,
             # under the same load), falling back to the median bare
-            bare_of = {r["rep"]: r["median_ms"] for r in mine if r["variant"] == "bare"}
+            bare_of = {r["rep"]: r["median_ms"] for r in mine if r["variant"] == base}
             ratios = [r["median_ms"] / bare_of.get(r.get("rep"), bare_med) for r in rs]
             done = "" if all(r.get("complete", True) for r in rs) else " (INCOMPLETE)"
+            if "graphs" in rs[0]:   # Dynamo: graphs / graph breaks / frames compiled
+                done += " [{graphs} graph, {breaks} breaks, {frames} frames]".format(**rs[0])
             rows.append(
                 f"| {label} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
                 f"| {statistics.median(r['train_cpu_ms'] for r in rs):.2f} + "
