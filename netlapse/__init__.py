@@ -16,10 +16,10 @@ __all__ = [
     "Run", "open_run", "watch", "STAT_NAMES", "HIST_BINS", "__version__",
     "NetlapseError", "NotARunError", "RunExistsError", "StreamNotFoundError",
     "StepNotRecordedError", "CorruptRunError", "RecordingError",
-    "live",
+    "live", "diagnose",
 ]
 
-_LAZY_MODULES = {"torch", "keras", "jax", "plot", "animate", "views", "render", "export"}
+_LAZY_MODULES = {"torch", "keras", "jax", "plot", "animate", "views", "render", "export", "doctor"}
 
 
 def watch(model, run, optimizer=None, **options):
@@ -34,6 +34,13 @@ def live(run, view="weight_images", stream=None, every_s=1.0, **view_args):
     from ._live import live as _live
 
     return _live(run, view, stream, every_s, **view_args)
+
+
+def diagnose(run_or_path, step=None):
+    """The doctor's report on a run's training health; see ``netlapse.doctor.diagnose``."""
+    from .doctor import diagnose as _diagnose
+
+    return _diagnose(run_or_path, step=step)
 
 
 def __getattr__(name: str):

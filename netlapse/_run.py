@@ -151,6 +151,17 @@ class Run:
         """Add ``values`` (JSON-able) to the run's config (trainer adapters: hparams, arguments)."""
         self._manifest.update(config={**self._manifest.data.get("config", {}), **values})
 
+    def enable_alerts(self, level: str = "problem") -> None:
+        """Live alerts: the doctor's cheap instruments run on the writer thread as steps
+        commit and warn once per new finding (``netlapse.doctor.HealthWarning``). ``level``:
+        ``"problem"`` (default) or ``"warning"`` (warnings too). Calling it again is harmless."""
+        from .doctor._live import Alerts
+
+        if level not in ("problem", "warning"):
+            raise ValueError(f"level={level!r}: use \"problem\" or \"warning\".")
+        if not any(isinstance(o, Alerts) for o in self._pipeline.observers):
+            self._pipeline.observers.append(Alerts(self.path, self._manifest, level))
+
     # ------------------------------------------------------------------ recording
     def log(self, step: int | None = None, *, reduce: str | None = None, **scalars) -> None:
         """Record scalar metrics at the current step (or at ``step``).

@@ -25,9 +25,10 @@ import weakref
 
 import numpy as np
 
-from ._record.plan import CapturePlan, check_mode, select_names
+from ._record.plan import CapturePlan, check_mode, resolve_updates, select_names
 from ._record.support import (module_entry, param_entry, probe_rejected, record_host,
                                require_open_run, split_probe, summary)
+from ._record.unitmeta import path_unit_meta
 from .errors import NetlapseError
 
 __all__ = ["record", "record_nnx", "flatten", "path_name"]
@@ -93,26 +94,35 @@ def _check_run(run) -> None:
     require_open_run(run, "record()")
 
 
-def _record_trees(run, step: int, trees: dict, capture: str, include, exclude) -> None:
+def _record_trees(run, step: int, trees: dict, capture: str, include, exclude, every: int = 1,
+                  updates=None) -> None:
     flat = {kind: flatten(tree) for kind, tree in trees.items() if tree is not None}
     names = sorted({n for items in flat.values() for n, _ in items})
     chosen = set(select_names(names, include, exclude)) if (include or exclude) else set(names)
-    plan = CapturePlan.make(1, capture, capture, capture)
+    plan = CapturePlan.make(every, capture, capture, capture)
     for kind, items in flat.items():
         mode = "full" if kind == "probe" else capture
         if mode is None:
             continue
         items = [(n, leaf) for n, leaf in items if n in chosen]
         for name, value in _to_host(items):
-            record_host(run, plan, f"{kind}/{name}", value, step, mode)
+            extra = {}
+            if kind == "weights" and updates:
+                extra["updates"] = updates
+            elif kind == "activations":
+                extra["units"] = path_unit_meta(name, np.shape(value))
+            record_host(run, plan, f"{kind}/{name}", value, step, mode, **extra)
 
 
 def record(run, step: int, params=None, grads=None, *, activations=None, capture="stats",
-           every: int = 1, include=None, exclude=None) -> bool:
+           every: int = 1, include=None, exclude=None, updates="auto") -> bool:
     """Record pytrees at ``step`` (updates done so far): ``params`` as ``weights/<path>``,
     ``grads`` (those of update ``step``) as ``grads/<path>``, ``activations`` as
     ``activations/<path>``. ``capture``: ``"full"`` or ``"stats"``. Steps not divisible by
     ``every`` are skipped (returns False). Sets ``run.step = step``. Call it outside ``jit``.
+    ``updates``: ``"stats"`` (``"auto"``: when ``params`` are given) records the stats of
+    ``params`` minus those of the previous recorded step as ``updates/<path>`` (the writer
+    computes them; docs/doctor.md). Live alerts: ``run.enable_alerts()``.
     """
     _check_run(run)
     mode = check_mode("capture", capture)
@@ -127,7 +137,8 @@ def record(run, step: int, params=None, grads=None, *, activations=None, capture
         _SUMMARISED.add(run)
         run.set_model_summary({"name": "jax", "version": jax.__version__}, _summary({"weights": params}))
     _record_trees(run, step, {"weights": params, "grads": grads, "activations": activations},
-                  mode, include, exclude)
+                  mode, include, exclude, every,
+                  resolve_updates(updates, True, True) if params is not None else None)
     return True
 
 

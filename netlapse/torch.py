@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised without torch install
 
 import numpy as np
 
-from ._record.plan import CapturePlan, select_names
+from ._record.plan import CapturePlan, resolve_updates, select_names
 from ._record.pipeline import Group, StreamSpec
 from ._record.probe_plan import probe_layers
 from ._record.support import (host_dtype, module_entry, param_entry, probe_rejected,
@@ -31,6 +31,7 @@ from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from ._torch_compiled import clean_name, eager_call, forget_compiled_code, unwrap
 from ._torch_state import BufferSlots, state_summary
 from ._torch_taps import MAX_CALLS, ModuleTaps
+from ._record.unitmeta import torch_unit_meta
 from .errors import NetlapseError
 
 __all__ = ["watch", "Watcher", "model_summary", "MAX_CALLS"]
@@ -74,7 +75,8 @@ class Watcher:
     def __init__(self, model: nn.Module, run, optimizer=None, *, every: int = 1,
                  weights="stats", grads="stats", activations=None, probe=None,
                  include=None, exclude=None, name=None, scaler=None, buffers="stats",
-                 probe_capture="full", probe_include=None, probe_exclude=None):
+                 probe_capture="full", probe_include=None, probe_exclude=None,
+                 updates="auto", alerts: bool = False):
         if not isinstance(model, nn.Module):
             raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
         model = unwrap(model)   # torch.compile(model): record the original's names
@@ -87,6 +89,7 @@ class Watcher:
         self._prefix = "" if name is None else f"{name}/"
         self._steps = run.step   # this watcher's update count (named watchers; see steps_taken)
         self.plan = CapturePlan.make(every, weights, grads, activations)
+        self.updates = resolve_updates(updates, optimizer is not None, self.plan.weights)
         self.model = model
         self.run = run
         self.optimizer = (self.optimizers[0] if len(self.optimizers) == 1
@@ -140,6 +143,8 @@ class Watcher:
             forget_compiled_code(model)   # compiled before watch(): retrace once, with the hooks
         _WATCHED[model] = self
         run.watchers.append(self)
+        if alerts:
+            run.enable_alerts()
         self._record_state(self.steps_taken)
 
     @property
@@ -204,10 +209,23 @@ class Watcher:
                          kind="inputs")
 
     # ------------------------------------------------------------------ recording
-    def _record(self, name: str, tensor, step: int, capture: str, kind: str | None = None) -> None:
+    def _extra_meta(self, kind: str, name: str, t) -> dict:
+        """What the doctor needs (docs/doctor.md): weights ask the writer for
+        ``updates/<param>``; activations carry their ``units`` (axis, activation, bounds)."""
+        if kind == "weights" and self.updates:
+            return {"updates": self.updates}
+        if kind == "activations":
+            module = dict(self.leaves).get(name.split(":")[0])
+            if module is not None:
+                return {"units": torch_unit_meta(module, t.shape)}
+        return {}
+
+    def _record(self, name: str, tensor, step: int, capture: str, kind: str | None = None,
+                **extra) -> None:
         t = tensor.detach() if isinstance(tensor, torch.Tensor) else torch.as_tensor(tensor)
         shape = tuple(t.shape)
-        meta = self.plan.meta(kind or name.split("/", 1)[0], capture, shape, _dtype_name(t.dtype))
+        meta = self.plan.meta(kind or name.split("/", 1)[0], capture, shape, _dtype_name(t.dtype),
+                              **extra)
         host = _host_dtype(t.dtype)
         if t.is_cuda:
             def fill(buf, t=t):
@@ -225,7 +243,8 @@ class Watcher:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = Group(
-                StreamSpec(self._stream(kind, n), self.plan.meta(kind, capture, t.shape, _dtype_name(t.dtype)),
+                StreamSpec(self._stream(kind, n), self.plan.meta(kind, capture, t.shape, _dtype_name(t.dtype),
+                                                                 **self._extra_meta(kind, n, t)),
                            tuple(t.shape), np.dtype(_host_dtype(t.dtype)), capture == "full")
                 for (n, _), t in zip(named, tensors))
         return group
@@ -396,7 +415,7 @@ def _check_name(name, run) -> str | None:
 def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads="stats",
           activations=None, probe=None, include=None, exclude=None, name=None,
           scaler=None, buffers="stats", probe_capture="full", probe_include=None,
-          probe_exclude=None) -> Watcher:
+          probe_exclude=None, updates="auto", alerts: bool = False) -> Watcher:
     """Record a PyTorch model's training into ``run``.
 
     weights, grads, activations: ``"full"`` (exact tensors), ``"stats"`` (summary + histogram)
@@ -414,8 +433,14 @@ def watch(model, run, optimizer=None, *, every: int = 1, weights="stats", grads=
     ``probe_capture``: ``"full"`` (default; the geometry views need it), ``"stats"`` or None;
     ``probe_include``/``probe_exclude``: glob patterns on layer names (a pattern matching a
     module picks every layer inside it) choosing which layers the probe records.
+    ``updates``: ``"stats"`` records the stats of each update (w_k - w_(k-every)) as
+    ``updates/<param>``, computed by the writer from the weights it records (default
+    ``"auto"``: on when an optimizer is watched and weights are recorded); ``None``: off.
+    ``alerts=True``: the doctor's cheap instruments run on the writer as steps commit and
+    warn once per new finding (see ``netlapse doctor``).
     """
     return Watcher(model, run, optimizer, every=every, weights=weights, grads=grads,
                    activations=activations, probe=probe, include=include, exclude=exclude,
                    name=name, scaler=scaler, buffers=buffers, probe_capture=probe_capture,
-                   probe_include=probe_include, probe_exclude=probe_exclude)
+                   probe_include=probe_include, probe_exclude=probe_exclude,
+                   updates=updates, alerts=alerts)

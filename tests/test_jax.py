@@ -52,7 +52,7 @@ def test_training_loop_stats_every_and_include(tmp_path):
             done = record(run, step, params=params, grads=g, every=3, include="w")
             assert done == (step % 3 == 0)
     r = nl.open_run(tmp_path / "r")
-    assert r.streams() == ["grads/w", "weights/w"]
+    assert r.streams() == ["grads/w", "updates/w", "weights/w"]   # updates: the writer's w_k - w_(k-3)
     w = r["weights/w"]
     assert list(w.steps) == [0, 3, 6, 9] and w.capture == "stats"
     for i, k in enumerate(w.steps):

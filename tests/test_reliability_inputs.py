@@ -141,6 +141,8 @@ def test_diverging_training_keeps_nan_and_inf_as_data(tmp_path, capsys):
     n_bad = 0
     for name in r.streams():
         kind, sub = name.split("/", 1)
+        if kind == "updates":   # stats of weight differences: checked in test_doctor_recording
+            continue
         s = r[name]
         for i, k in enumerate(s.steps):
             want = ref[(kind, int(k))][sub].numpy()

@@ -242,6 +242,11 @@ class Pipeline:
         self.raise_if_failed()
 
     @property
+    def observers(self) -> list:
+        """Callables the writer thread runs after each commit (live alerts; writer_loop.py)."""
+        return self._loop.observers
+
+    @property
     def last_committed_step(self) -> dict[str, int]:
         """Per stream, the last step on disk (published by a commit)."""
         return self._loop.last_committed_step

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 from ..errors import NetlapseError, nearest_names
 
-__all__ = ["CapturePlan", "check_mode", "select_names"]
+__all__ = ["CapturePlan", "check_mode", "select_names", "resolve_updates"]
 
 MODES = ("full", "stats", None)
 
@@ -77,3 +77,19 @@ class CapturePlan:
     def meta(self, kind: str, capture: str, shape: Iterable[int], dtype: str, **extra) -> dict:
         return {"kind": kind, "capture": capture, "shape": [int(s) for s in shape],
                 "dtype": dtype, "every": self.every, **extra}
+
+
+def resolve_updates(updates, has_optimizer: bool, weights) -> str | None:
+    """The ``updates=`` option: ``"stats"``, None, or ``"auto"`` (stats when an optimizer is
+    watched and weights are recorded: the writer derives updates from the weights it sees)."""
+    if updates == "auto":
+        return "stats" if has_optimizer and weights else None
+    if updates in (None, False):
+        return None
+    if updates != "stats":
+        raise NetlapseError(f"updates={updates!r}: use \"stats\" (stats of each update w_k - "
+                            "w_(k-every), as updates/<param>), None (off) or \"auto\".")
+    if not weights:
+        raise NetlapseError("updates=\"stats\" needs the weights recorded (the writer computes "
+                            "each update from them): pass weights=\"stats\" (or \"full\").")
+    return "stats"

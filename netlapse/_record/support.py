@@ -129,11 +129,13 @@ class InstancePatches:
 
 
 def record_host(run, plan: CapturePlan | None, name: str, value, step: int, capture: str,
-                kind: str | None = None) -> None:
+                kind: str | None = None, **extra) -> None:
     """Copy ``value`` (anything ``np.asarray`` takes) into the run as stream ``name`` at ``step``.
 
     ``capture``: ``"full"`` or ``"stats"``; ``kind``: the stream kind (default: the name's
-    first part). With a ``plan`` its ``every`` goes into the stream's metadata.
+    first part). With a ``plan`` its ``every`` goes into the stream's metadata. ``extra``:
+    more meta, given values only (``units`` of activations, ``updates`` of weights:
+    _record/derive.py).
     """
     arr = np.asarray(value)
     dtype_name = arr.dtype.name
@@ -146,5 +148,6 @@ def record_host(run, plan: CapturePlan | None, name: str, value, step: int, capt
     else:
         meta = {"kind": kind, "capture": capture, "shape": [int(s) for s in arr.shape],
                 "dtype": dtype_name}
+    meta.update((k, v) for k, v in extra.items() if v)
     run.record(name, int(step), lambda buf, arr=arr: np.copyto(buf, arr), arr.shape, arr.dtype,
                full=capture == "full", meta=meta)

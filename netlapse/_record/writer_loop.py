@@ -25,6 +25,7 @@ from .. import _stats
 from .._stats import HIST_BINS, N_STATS
 from ..errors import RecordingError
 from ..store.layout import values_chunk_steps
+from .derive import Derived
 from .pipeline import BufferPool, Capture, Close, Flush, Group, LiveCapture, Metrics, Rows
 
 __all__ = ["WriterLoop", "StoreSink"]
@@ -48,8 +49,9 @@ class StoreSink(Protocol):
         """Full tensors as rows ``start...`` of stream ``name``, ahead of their steps."""
 
     def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
-                      hist: np.ndarray, values: np.ndarray | None) -> None:
-        """``len(steps)`` new rows of ``name``: steps, stats (k, N_STATS), histograms (k, HIST_BINS)."""
+                      hist: np.ndarray, values: np.ndarray | None, extras: dict | None = None) -> None:
+        """``len(steps)`` new rows of ``name``: steps, stats (k, N_STATS), histograms (k, HIST_BINS),
+        and derived per-step rows (``extras``: key -> (k, ...) array; see derive.py)."""
 
     def append_metrics(self, steps: np.ndarray, columns: dict[str, np.ndarray]) -> None:
         """New rows of the metrics table."""
@@ -77,6 +79,7 @@ class _StreamBatch:
     steps: list = field(default_factory=list)
     stats: list = field(default_factory=list)
     hist: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)   # derived per-step rows (see derive.py)
     values: np.ndarray | None = None
     written: int = 0
     chunk: int = 1           # steps per chunk of the values array
@@ -126,6 +129,10 @@ class WriterLoop:
         self._metric_steps: list[int] = []
         self._metric_rows: list[dict] = []
         self._in_write: dict[str, list] = {}   # steps appended by the current flush, not committed
+        self._derived = Derived()                # unit activity and updates (derive.py)
+        # callables run on this thread after each commit with what it published:
+        # ([(name, meta, steps, stats, extras)], (metric steps, {name: values}) or None)
+        self.observers: list[Callable] = []
 
     def pending_steps(self) -> dict[str, list[int]]:
         """Steps taken off the queue but not committed, per stream (for messages)."""
@@ -264,7 +271,9 @@ class WriterLoop:
             stats = None
         else:
             stats, hist = _summarize_all(views)
+            derived = self._derived.take(group.specs, views, step)   # before done(): live views
         if check is not None and not check():
+            self._derived.forget(group.specs)
             warnings.warn(f"netlapse: {', '.join(s.name for s in group.specs)} changed in place "
                           f"while step {step} was being read (between the forward pass and the "
                           "next update); that step of them is not stored.", RuntimeWarning)
@@ -273,12 +282,24 @@ class WriterLoop:
             done()
         if stats is None:
             stats, hist = _summarize_all(views)
+            derived = self._derived.take(group.specs, views, step)
         for i, (spec, batch) in enumerate(zip(group.specs, batches)):
             batch.steps.append(step)
             batch.stats.append(stats[i])
             batch.hist.append(hist[i])
+            if derived is not None and derived.units[i] is not None:
+                for key, row in derived.units[i].items():
+                    batch.extra.setdefault(key, []).append(row)
             if spec.full:
                 self._write_if_due(spec.name, batch)
+        if derived is not None:
+            for name, meta, st, hi in derived.updates:
+                batch = self._batches.get(name)
+                if batch is None:
+                    batch = self._batches[name] = _StreamBatch(meta)
+                batch.steps.append(step)
+                batch.stats.append(st)
+                batch.hist.append(hi)
 
     def _store_rows(self, rows: Rows) -> None:
         for spec, stats, hist in zip(rows.group.specs, rows.stats, rows.hist):
@@ -332,6 +353,7 @@ class WriterLoop:
     def _commit_pending(self) -> None:
         wrote = False
         ends: dict[str, int] = {}
+        published, metrics = [], None
         self._in_write = {}
         for name, batch in self._batches.items():
             k = len(batch.steps)
@@ -339,14 +361,19 @@ class WriterLoop:
                 continue
             if batch.values is not None and k > batch.written:
                 self._write_values(name, batch, k - batch.written)
+            extras = {key: np.stack(rows) for key, rows in batch.extra.items() if len(rows) == k}
+            steps = np.asarray(batch.steps, np.int64)
+            stats = np.asarray(batch.stats, np.float64).reshape(k, N_STATS)
             self.writer.append_stream(
-                name, batch.meta, np.asarray(batch.steps, np.int64),
-                np.asarray(batch.stats, np.float64).reshape(k, N_STATS),
-                np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), None)
+                name, batch.meta, steps, stats,
+                np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), None,
+                **({"extras": extras} if extras else {}))
+            if self.observers:
+                published.append((name, batch.meta, steps, stats, extras))
             ends[name] = batch.steps[-1]
             self._in_write[name] = list(batch.steps)
             self.beat = time.monotonic()
-            batch.steps.clear(), batch.stats.clear(), batch.hist.clear()
+            batch.steps.clear(), batch.stats.clear(), batch.hist.clear(), batch.extra.clear()
             batch.written = 0
             wrote = True
         if self._metric_steps:
@@ -354,6 +381,7 @@ class WriterLoop:
             cols = {n: np.array([row.get(n, np.nan) for row in self._metric_rows], np.float64)
                     for n in names}
             self.writer.append_metrics(np.asarray(self._metric_steps, np.int64), cols)
+            metrics = (np.asarray(self._metric_steps, np.int64), cols)
             self._metric_steps, self._metric_rows = [], []
             wrote = True
         if wrote:
@@ -361,4 +389,16 @@ class WriterLoop:
                 raise RecordingError("recording was abandoned by close()")
             self.writer.commit(waited_s=self.pool.waited_s, **self._on_commit())
             self.last_committed_step.update(ends)   # only once the commit is on disk
+            self._notify(published, metrics)
         self._in_write = {}
+
+    def _notify(self, published: list, metrics) -> None:
+        """Hand what was just committed to the observers (live alerts). An observer that fails
+        is dropped with a warning; recording goes on."""
+        for obs in list(self.observers):
+            try:
+                obs(published, metrics)
+            except Exception as exc:  # noqa: BLE001 - an observer never stops the writer
+                self.observers.remove(obs)
+                warnings.warn(f"netlapse: {obs!r} failed and was turned off: {exc!r}",
+                              RuntimeWarning)

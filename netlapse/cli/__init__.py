@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_parser(sub)
 
+    from .doctor import add_doctor_parser
+
+    add_doctor_parser(sub)
+
     p = sub.add_parser("ui", help="live dashboard over a folder of runs, in your browser",
                        description="Serve a dashboard of every run under RUNS_DIR (nested folders "
                                    "too): metrics, layer table, distributions, weight images with "

@@ -26,9 +26,10 @@ if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover
 
 import numpy as np
 
-from .._record.plan import CapturePlan, select_names
+from .._record.plan import CapturePlan, resolve_updates, select_names
 from .._record.support import (module_entry, param_entry, probe_rejected, record_host,
                                require_open_run, split_probe, summary)
+from .._record.unitmeta import keras_unit_meta
 from ._grads import GradTap, to_host as _host
 from ._layers import LayerTaps, leaf_layers, variable_names
 from ..errors import NetlapseError
@@ -59,14 +60,20 @@ class Recorder(keras.callbacks.Callback):
     without their kind prefix (``"dense/kernel"``, ``"dense*"``). ``model``: only for custom
     loops; ``fit`` passes its model in. ``optimizer``: for custom loops with an optimizer
     that is not ``model.optimizer``; the gradients handed to its ``apply`` are recorded.
+    ``updates``: ``"stats"`` (default ``"auto"``: when weights are recorded) records each
+    update's stats as ``updates/<layer>/<var>``; ``alerts=True`` turns on the doctor's live
+    alerts (docs/doctor.md).
     """
 
     def __init__(self, run, every: int = 1, weights="stats", grads="stats", activations=None,
                  probe=None, include=None, exclude=None, *, model=None, optimizer=None,
-                 log_metrics: bool = True):
+                 log_metrics: bool = True, updates="auto", alerts: bool = False):
         super().__init__()
         require_open_run(run, "Recorder()")
         self.plan = CapturePlan.make(every, weights, grads, activations)
+        self.updates = resolve_updates(updates, True, self.plan.weights)   # fit always has one
+        if alerts:
+            run.enable_alerts()
         self.run = run
         self.include, self.exclude = include, exclude
         self.log_metrics = log_metrics
@@ -103,6 +110,7 @@ class Recorder(keras.callbacks.Callback):
                                   self.include, self.exclude))
         self._vars = [(names[id(v)], v) for v in model.weights if names.get(id(v)) in chosen]
         self._leaves = [l for l in leaves if l.name in chosen]
+        self._layer_named = {l.name: l for l in self._leaves}
         self.run.set_model_summary({"name": "keras", "version": keras.__version__,
                                     "backend": keras.backend.backend()}, model_summary(model))
         opt = self._optimizer or getattr(model, "optimizer", None)
@@ -167,7 +175,8 @@ class Recorder(keras.callbacks.Callback):
         self._state_step = step
         if self.plan.weights:
             for name, v in self._vars:
-                record_host(self.run, self.plan, f"weights/{name}", _host(v), step, self.plan.weights)
+                record_host(self.run, self.plan, f"weights/{name}", _host(v), step, self.plan.weights,
+                            updates=self.updates)
         if self.probe is not None:
             for name, out in self._probe_outputs(model).items():
                 record_host(self.run, self.plan, f"probe/{name}", out, step, "full")
@@ -197,7 +206,10 @@ class Recorder(keras.callbacks.Callback):
     def _on_activation(self, name: str, value: np.ndarray) -> None:
         step = self.step + 1
         if self.plan.due(step):
-            record_host(self.run, self.plan, f"activations/{name}", value, step, self.plan.activations)
+            layer = self._layer_named.get(name)
+            units = keras_unit_meta(layer, np.shape(value)) if layer is not None else None
+            record_host(self.run, self.plan, f"activations/{name}", value, step,
+                        self.plan.activations, units=units)
 
     # ------------------------------------------------------------------ Keras callback hooks
     def on_train_begin(self, logs=None):

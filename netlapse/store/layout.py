@@ -11,6 +11,10 @@ A run folder::
         stats           float64 (T, 8)      see netlapse._stats.STAT_NAMES
         hist            int64 (T, 64)       see netlapse._stats for the bin layout
         values          (T, *shape)         only for streams captured "full"
+        active          float32 (T, units)  activations with meta ``units`` (format 2): per
+                                            unit, the fraction of non-zero outputs
+        saturated       float32 (T, units)  the same, bounded activations: fraction of outputs
+                                            within the margin of a bound (netlapse._record.derive)
       _metrics/
         step            int64 (R,)
         <quoted name>   float64 (R,)        NaN where a row did not log that metric
@@ -26,12 +30,12 @@ from urllib.parse import quote, unquote
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: activation unit activity, updates/<param> streams (1 still read)
 RUN_FILE = "run.json"
 COMMIT_FILE = "commit.json"
 DATA_DIR = "data"
 METRICS_GROUP = "_metrics"
-STREAM_KINDS = ("weights", "grads", "activations", "probe", "inputs")
+STREAM_KINDS = ("weights", "grads", "updates", "activations", "probe", "inputs")
 CAPTURES = ("full", "stats")
 
 FULL_CHUNK_BYTES = 4 << 20

@@ -239,6 +239,18 @@ class Stream:
         df["nonfinite"] = df["nonfinite"].astype(np.int64)
         return df
 
+    def units(self, key: str = "active") -> np.ndarray | None:
+        """Per-unit activity of an activation stream (format 2), ``(T, units)`` float32:
+        ``"active"``, the fraction of each unit's outputs that are non-zero, or
+        ``"saturated"``, the fraction within the margin of a bound (bounded activations). None
+        when the run holds none (older runs, other kinds, unbounded activations)."""
+        info = self.meta.get("units")
+        if not info or (key == "saturated" and not info.get("bounds")):
+            return None
+        if self.length == 0:
+            return np.zeros((0, int(info.get("count") or 0)), np.float32)
+        return np.asarray(self._read(key, slice(0, self.length)))
+
     @property
     def histograms(self) -> Histograms:
         counts = (np.asarray(self._read("hist", slice(0, self.length))) if self.length

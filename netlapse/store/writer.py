@@ -198,17 +198,20 @@ class StoreWriter:
         col.write(start, values, fast)
 
     def append_stream(self, name: str, meta: dict, steps: np.ndarray, stats: np.ndarray,
-                      hist: np.ndarray, values: np.ndarray | None) -> None:
+                      hist: np.ndarray, values: np.ndarray | None, extras: dict | None = None) -> None:
         """Write ``len(steps)`` new rows of stream ``name`` (not yet published).
 
         ``values``: the full tensors of these steps, or None when there are none or they were
-        already written with ``write_values``.
+        already written with ``write_values``. ``extras``: derived per-step rows (key ->
+        ``(len(steps), ...)`` array), e.g. the unit activity of activations (``derive.py``).
         """
         self._register(name, meta)
         start = self.lengths.get(name, 0)
         self._column(name, "steps", (), np.int64).write(start, steps)
         self._column(name, "stats", (N_STATS,), np.float64).write(start, stats)
         self._column(name, "hist", (HIST_BINS,), np.int64).write(start, hist)
+        for key, rows in (extras or {}).items():
+            self._column(name, key, rows.shape[1:], rows.dtype).write(start, rows)
         if values is not None:
             self.write_values(name, meta, start, values)
         self.lengths[name] = start + len(steps)
