@@ -80,6 +80,15 @@ def test_deep_saturation_gradients_vanish_with_stddev_200(tmp_path):
     sane = nl.open_run(res["runs"][1])
     sane_out = np.concatenate([sane[f"probe/{i}"].at(0) for i in range(3, 2 * deep_saturation.LAYERS, 2)])
     assert np.mean(np.abs(sane_out) > 0.999) < 0.05
+    # the doctor's verdict per variant, as the tour prints it and the gallery shows it
+    bad, good = tanh200["doctor"], res["findings"]["tanh, Xavier"]["doctor"]
+    kinds = {p["kind"]: p["layers"] for p in bad["problems"]}
+    assert set(kinds) == {"vanishing_gradients", "saturated_units"}
+    assert {f"{i}.weight" for i in range(0, 16, 2)} <= set(kinds["vanishing_gradients"])
+    assert kinds["saturated_units"] == [str(i) for i in range(3, 2 * deep_saturation.LAYERS, 2)]
+    assert good["ok"] and not good["problems"]
+    assert "Doctor: tanh, stddev 200: vanishing_gradients" in res["summary"]
+    assert "tanh, Xavier: healthy" in res["summary"]
 
 
 def test_poly_fit_width_beats_narrow(tmp_path):

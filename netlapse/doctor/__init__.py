@@ -85,4 +85,6 @@ def diagnose(run_or_path, step: int | None = None) -> Report:
     from ._data import from_reader
 
     reader = as_reader(run_or_path)
-    return diagnose_data(from_reader(reader, until=step), run=str(reader.path))
+    data = from_reader(reader, until=step)
+    data.prefetch()
+    return diagnose_data(data, run=str(reader.path))

@@ -28,6 +28,19 @@ class Series:
     stats: np.ndarray
     active: np.ndarray | None = None
     saturated: np.ndarray | None = None
+    unit_reader: object = None   # (key, start, stop) -> rows, when ``active`` is read on demand
+
+    def has_units(self) -> bool:
+        return self.active is not None or self.unit_reader is not None
+
+    def unit_rows(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start..stop`` of per-unit activity ``key`` ("active"): from memory, or read
+        on demand (a long run's dead-unit check reads its last rows, then back only as far as
+        needed)."""
+        arr = getattr(self, key)
+        if arr is not None:
+            return arr[start:stop]
+        return self.unit_reader(key, start, min(stop, len(self.steps)))
 
     @property
     def kind(self) -> str:
@@ -68,14 +81,30 @@ class RunData:
             return None
         s = self._cache.get(name)
         if s is None:
-            s = self._loader(name)
-            if self.until is not None and len(s.steps) and s.steps[-1] > self.until:
-                k = int(np.searchsorted(s.steps, self.until, side="right"))
-                s = Series(s.name, s.meta, s.steps[:k], s.stats[:k],
-                           None if s.active is None else s.active[:k],
-                           None if s.saturated is None else s.saturated[:k])
-            self._cache[name] = s
+            s = self._cache[name] = self._cut(self._loader(name))
         return s
+
+    def _cut(self, s: Series) -> Series:
+        """``s`` without its steps after ``until``."""
+        if self.until is None or not len(s.steps) or s.steps[-1] <= self.until:
+            return s
+        k = int(np.searchsorted(s.steps, self.until, side="right"))
+        return Series(s.name, s.meta, s.steps[:k], s.stats[:k],
+                      None if s.active is None else s.active[:k],
+                      None if s.saturated is None else s.saturated[:k], s.unit_reader)
+
+    def prefetch(self, threads: int | None = None) -> None:
+        """Load every stream now, on a few threads (chunk decoding releases the GIL)."""
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = [n for n in self.metas if n not in self._cache]
+        workers = min(len(todo), threads or min(4, os.cpu_count() or 1))
+        if workers <= 1:
+            return
+        with ThreadPoolExecutor(workers) as pool:
+            for name, s in zip(todo, pool.map(self._loader, todo)):
+                self._cache[name] = self._cut(s)
 
     def series(self, kind: str) -> list[Series]:
         out = [self.get(n) for n in self.names(kind)]
@@ -151,13 +180,25 @@ def from_reader(reader, until: int | None = None) -> RunData:
         if name in reader:
             metas[name] = reader[name].meta
 
+    from ..store._direct_read import read_prefix, read_rows
+
     def load(name: str) -> Series:
         s = reader[name]
-        active = saturated = None
-        units = getattr(s, "units", None)
-        if units is not None:
-            active, saturated = units("active"), units("saturated")
-        return Series(name, s.meta, s.steps, s.stats_array, active, saturated)
+        n = s.length
+
+        def rows(key):
+            return read_prefix(reader, f"{name}/{key}", n)
+
+        info = s.meta.get("units") or {}
+        saturated = rows("saturated") if info.get("bounds") and n else None
+        if not n:
+            return Series(name, s.meta, np.zeros(0, np.int64), np.zeros((0, 8)))
+
+        def unit_reader(key, start, stop):
+            return read_rows(reader, f"{name}/{key}", start, stop, n)
+
+        return Series(name, s.meta, rows("steps").astype(np.int64), rows("stats"), None,
+                      saturated, unit_reader if info else None)
 
     metrics = {}
     if reader.commit.get("metric_rows", 0):

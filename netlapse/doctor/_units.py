@@ -34,7 +34,7 @@ def _with_units(data) -> list:
     acts = data.series("activations")
     if not acts:
         raise Skip("no activation stats recorded: pass activations='stats'")
-    have = [s for s in acts if s.active is not None]
+    have = [s for s in acts if s.has_units()]
     if not have:
         raise Skip("activations were recorded without per-unit activity (a run from netlapse "
                    "before format 2): record again to check units")
@@ -51,10 +51,9 @@ def check_dead(data) -> list:
         raise Skip("no ReLU-family layer among the recorded activations")
     flagged, per_layer, severity, first, last = [], {}, "warning", None, None
     for s in relus:
-        a = s.active
-        n = len(a)
+        n = len(s.steps)
         w = recent(n)
-        dead = np.all(a[-w:] == 0, axis=0)
+        dead = np.all(s.unit_rows("active", n - w, n) == 0, axis=0)
         frac = float(dead.mean()) if dead.size else 0.0
         if frac < DEAD_WARN:
             continue
@@ -63,10 +62,7 @@ def check_dead(data) -> list:
         if frac >= DEAD:
             severity = "problem"
         # the step from which each dead unit stayed at 0: after the last step it was active
-        alive = a[:, dead] > 0
-        any_alive = alive.any(axis=0)
-        last_alive = np.where(any_alive, n - 1 - np.argmax(alive[::-1], axis=0), -1)
-        since = np.sort(np.minimum(last_alive + 1, n - 1))
+        since = np.sort(np.minimum(_last_alive(s, dead, n - w) + 1, n - 1))
         need = int(np.ceil(DEAD_WARN * dead.size))
         at = int(s.steps[int(since[min(need, len(since)) - 1])])
         first = at if first is None else min(first, at)
@@ -81,6 +77,22 @@ def check_dead(data) -> list:
         "ReLU units that output 0 for every input get no gradient and never recover: lower "
         "the learning rate, check for large negative biases, use He init, or use LeakyReLU/GELU.",
         dist_view(f"activations/{worst}"))]
+
+
+def _last_alive(s, dead: np.ndarray, hi: int, block: int = 4096) -> np.ndarray:
+    """For each dead unit, the index of the last step it was active (-1: never), reading the
+    activity backwards from row ``hi`` a block at a time until each one is found."""
+    units = np.flatnonzero(dead)
+    last = np.full(len(units), -1, np.int64)
+    todo = np.arange(len(units))
+    while len(todo) and hi > 0:
+        lo = max(0, hi - block)
+        alive = s.unit_rows("active", lo, hi)[:, units[todo]] > 0
+        found = alive.any(axis=0)
+        last[todo[found]] = lo + len(alive) - 1 - np.argmax(alive[::-1], axis=0)[found]
+        todo = todo[~found]
+        hi = lo
+    return last
 
 
 def _last_leaf(data) -> str | None:

@@ -8,7 +8,8 @@ import numpy as np
 
 from .._progress import progress
 
-__all__ = ["NAME", "TITLE", "STORY", "VARIANTS", "run", "pictures", "build", "layer_grads"]
+__all__ = ["NAME", "TITLE", "STORY", "VARIANTS", "run", "pictures", "build", "layer_grads",
+           "verdict"]
 
 NAME = "deep-saturation"
 TITLE = "initial weight scale vs. vanishing gradients in a 10-layer net (seed 002)"
@@ -20,7 +21,10 @@ SEE = ("With weights drawn with stddev 200, every tanh unit is saturated (|activ
        "axis floor): orders of magnitude below the last layer's. With a sane (Xavier) "
        "initialisation the activations stay inside (-1, 1) and the gradient is of the same "
        "order at every depth. Sigmoid with stddev 200 shows the decay layer by layer, from "
-       "1e-4 at the top to below 1e-40; ReLU with He initialisation keeps it level.")
+       "1e-4 at the top to below 1e-40; ReLU with He initialisation keeps it level. The "
+       "doctor (netlapse doctor RUN) reads the same from each recording: vanishing gradients "
+       "and saturated units in the named layers of the stddev-200 nets, and no problem with "
+       "Xavier tanh or He ReLU.")
 CHANGES = ("Same net as the seed (Dense 20 relu, 9 x Dense 20 with the chosen activation and "
            "init, linear output). The seed looked at d(output)/d(weights) for one random "
            "example; here the nets also train for a few Adam steps (lr 0.001, batch 32) on a "
@@ -82,6 +86,28 @@ def _unused(model) -> list[str]:
     return ["*.bias"] + dense_names(model)[:-1]
 
 
+def verdict(run_path) -> dict:
+    """The doctor's verdict on one variant's run: healthy or not, and each problem's kind
+    with the layers it names (``netlapse doctor RUN`` prints the full report)."""
+    import netlapse as nl
+
+    report = nl.diagnose(run_path)
+    return {"ok": report.ok,
+            "problems": [{"kind": f.kind, "layers": [s.split("/", 1)[1] for s in f.streams],
+                          "first_step": f.first_step} for f in report.problems],
+            "warnings": [f.kind for f in report.findings if f.severity == "warning"]}
+
+
+def _verdict_text(v: dict) -> str:
+    if v["ok"]:
+        return "healthy" + (f" (warnings: {', '.join(v['warnings'])})" if v["warnings"] else "")
+    return "; ".join(f"{p['kind']} in {_span(p['layers'])}" for p in v["problems"])
+
+
+def _span(layers: list) -> str:
+    return layers[0] if len(layers) == 1 else f"{layers[0]} .. {layers[-1]} ({len(layers)} layers)"
+
+
 def _slug(label: str) -> str:
     return label.replace(", ", "-").replace(" ", "")
 
@@ -128,7 +154,7 @@ def run(out: Path, quick: bool = False, steps: int | None = None, seed: int = 0,
                       "dense_layers": dense_names(model)}
             with nl.Run(path, config=config, overwrite=True) as run, \
                     nl.watch(model, run, opt, weights=None, grads="stats", probe=example,
-                             exclude=_unused(model)):
+                             activations="stats", exclude=_unused(model)):
                 for i in range(steps):
                     xb, yb = x[i * 32:(i + 1) * 32], y[i * 32:(i + 1) * 32]
                     opt.zero_grad()
@@ -140,12 +166,14 @@ def run(out: Path, quick: bool = False, steps: int | None = None, seed: int = 0,
             paths.append(path)
             g = layer_grads(path, step=1)
             findings[label] = {"grad_first": float(g[0]), "grad_last": float(g[-1]),
-                               "ratio_first_last": float(g[0] / g[-1])}
+                               "ratio_first_last": float(g[0] / g[-1]), "doctor": verdict(path)}
     key = VARIANTS[0][0]
     sane = VARIANTS[1][0]
     result = {"runs": paths, "findings": findings,
               "summary": f"first/last layer mean |grad|: {key} "
                          f"{findings[key]['ratio_first_last']:.1e}, {sane} "
-                         f"{findings[sane]['ratio_first_last']:.1e}"}
+                         f"{findings[sane]['ratio_first_last']:.1e}. Doctor: "
+                         + " | ".join(f"{label}: {_verdict_text(f['doctor'])}"
+                                      for label, f in findings.items())}
     result["pictures"] = pictures(out, paths, quick) if draw else []
     return result
