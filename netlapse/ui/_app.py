@@ -224,6 +224,27 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
                                     lambda r: _views.view_frame(r, view, at, layer)))
         return await call(work)
 
+    async def health(request):   # the doctor's report (health panel, runs-page badge)
+        def work():
+            from ._health import health as report
+
+            name = q(request, "run")
+            out = cache.memo(name, "health", report)
+            if request.query_params.get("badge"):
+                return _json({"problems": out["problems"], "warnings": out["warnings"],
+                              "kinds": sorted({f["kind"] for f in out["findings"]})})
+            return _json(out)
+        return await call(work)
+
+    async def health_view(request):
+        def work():
+            from ._health import finding_frame, health as report
+
+            name, i = q(request, "run"), q(request, "i", conv=int)
+            rep = cache.memo(name, "health", report)
+            return _json(cache.memo(name, ("health_view", i), lambda r: finding_frame(r, rep, i)))
+        return await call(work)
+
     async def profile(request):
         def work():
             step = q(request, "step", -1, int)
@@ -295,6 +316,7 @@ def create_app(runs_dir, token: str | None = None, loopback: bool = True) -> Sta
         Route("/api/runs", runs), Route("/api/run", run), Route("/api/metrics", metrics),
         Route("/api/stats", stats), Route("/api/sparks", sparks), Route("/api/heatmap", heatmap), Route("/api/tensor", tensor),
         Route("/api/profile", profile), Route("/api/view", view_), Route("/api/events", events),
+        Route("/api/health", health), Route("/api/health_view", health_view),
     ]
     app = Starlette(routes=routes)
     app.state.stopping = stopping

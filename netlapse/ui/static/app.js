@@ -133,7 +133,7 @@ async function runsPage() {
   const body = el("tbody");
   const table = el("table", { class: "runs" },
     el("thead", {}, el("tr", {}, el("th", {}, ""), el("th", {}, "run"), el("th", {}, "status"),
-      el("th", { class: "num" }, "steps"), el("th", {}, "last update"), el("th", {}, "metrics"))), body);
+      el("th", { class: "num" }, "steps"), el("th", {}, "health"), el("th", {}, "last update"), el("th", {}, "metrics"))), body);
   const info = el("span", { class: "muted" });
   main.replaceChildren(el("div", { class: "toolbar" }, el("h1", {}, "Runs"), filter, compareBtn, el("span", { class: "spacer" }), info),
     el("div", { class: "card" }, table));
@@ -157,9 +157,9 @@ async function runsPage() {
       return el("tr", { "data-run": r.id }, el("td", {}, box),
         el("td", { class: "name" }, el("a", { href: `#/run/${encodeURIComponent(r.id)}` }, r.id)),
         el("td", {}, badge(r.status)), el("td", { class: "num" }, r.last_step ?? "–"),
-        el("td", { class: "muted" }, ago(r.updated)), el("td", {}, sparks));
+        el("td", {}, healthBadge(r)), el("td", { class: "muted" }, ago(r.updated)), el("td", {}, sparks));
     }));
-    if (!shown.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "empty" },
+    if (!shown.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "empty" },
       rows.length ? "No run matches the filter." : "No runs here yet. Record one with netlapse.Run(...) and it will appear.")));
   };
   const load = async () => {
@@ -496,7 +496,7 @@ async function runPage(id) {
     el("div", { class: "card stepbar" }, play, slider, readout, stepNote, el("label", {}, follow, "follow live")));
   const grid = el("div", { class: "grid" });
   main.append(grid);
-  const makers = [metricsPanel, weightPanel, heatmapPanel, profilePanel, probePanel, layerTable];
+  const makers = [metricsPanel, healthPanel, weightPanel, heatmapPanel, profilePanel, probePanel, layerTable];
   for (const make of makers) {
     try { const pn = make(view); if (pn) { view.panels.push(pn); grid.append(pn.el); } } catch (e) { grid.append(errorCard(`${make.name} failed`, e.message)); }
   }
