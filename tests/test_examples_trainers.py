@@ -41,16 +41,16 @@ def test_lightning_mnist_example(tmp_path):
 
 def test_hf_trainer_example(tmp_path):
     pytest.importorskip("transformers")
-    out = run_example("hf_trainer.py", "--out", str(tmp_path / "run"), "--max-steps", "6",
-                      "--eval-every", "3", "--scratch", str(tmp_path / "scratch"))
+    out = run_example("hf_trainer.py", "--out", str(tmp_path / "run"), "--max-steps", "4",
+                      "--eval-every", "2", "--scratch", str(tmp_path / "scratch"))
     r = nl.open_run(tmp_path / "run")
-    assert r.status == "finished" and "6 updates recorded" in out
-    assert list(r["grads/transformer.h.1.mlp.c_fc.weight"].stats["step"]) == list(range(1, 7))
-    assert list(r["weights/transformer.wte.weight"].stats["step"]) == list(range(7))
+    assert r.status == "finished" and "4 updates recorded" in out
+    assert list(r["grads/transformer.h.1.mlp.c_fc.weight"].stats["step"]) == list(range(1, 5))
+    assert list(r["weights/transformer.wte.weight"].stats["step"]) == list(range(5))
     m = r.metrics
     loss = m.dropna(subset=["loss"])
-    assert list(loss["step"]) == list(range(1, 7)) and loss["loss"].iloc[-1] < loss["loss"].iloc[0]
+    assert list(loss["step"]) == list(range(1, 5)) and loss["loss"].iloc[-1] < loss["loss"].iloc[0]
     assert (loss["grad_norm"] > 0).all()      # before clipping, as the Trainer logs it
-    assert list(m.dropna(subset=["eval_loss"])["step"]) == [3, 6]
+    assert list(m.dropna(subset=["eval_loss"])["step"]) == [2, 4]
     assert r.config["args.gradient_accumulation_steps"] == 2
     assert "activations/transformer.drop" not in r and "activations/transformer.h.0.attn.c_attn" in r
