@@ -221,3 +221,40 @@ def test_example_under_torchrun(tmp_path):
     assert len(loss) == 64 and loss[-8:].mean() < loss[:8].mean() / 2
     assert list(run["activations/0"].steps) == list(range(4, 65, 4))
     assert run.config["world_size"] == 2
+
+
+def _trainer_run(tmp_path, which, prefix=""):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "torch-cache"),
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(_free_port()), str(WORKER.parent / "dist_trainers.py"),
+                          which, str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["run"]
+    run = nl.open_run(tmp_path / "runs" / "run")
+    expect = np.load(tmp_path / "expect.npz")
+    fc1 = run[f"activations/{prefix}fc1"]
+    assert list(fc1.steps) == [1, 2, 3, 4]
+    for i, step in enumerate(fc1.steps):   # the global batch: both ranks' outputs
+        stats, hist = summarize(expect[f"fc1:{int(step)}"])
+        _close(fc1.stats_array[i], stats, f"fc1 step {step}")
+        np.testing.assert_array_equal(fc1.histograms.counts[i], hist)
+    for name in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"):
+        weights = run[f"weights/{prefix}{name}"]
+        assert list(weights.steps) == [0, 1, 2, 3, 4]
+        _close(weights.stats_array[-1], summarize(expect[f"param:{name}"])[0], name)
+    return run
+
+
+@pytest.mark.slow
+def test_lightning_ddp_one_store(tmp_path):
+    pytest.importorskip("lightning")
+    _trainer_run(tmp_path, "lightning", prefix="net.")   # the LightningModule's self.net
+
+
+@pytest.mark.slow
+def test_hf_trainer_torchrun_one_store(tmp_path):
+    pytest.importorskip("transformers")
+    _trainer_run(tmp_path, "hf")
