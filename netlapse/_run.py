@@ -111,7 +111,9 @@ class Run:
     # ------------------------------------------------------------------ state
     @property
     def step(self) -> int:
-        """Optimizer steps taken so far (advanced by a watcher, or set with ``run.step = n``)."""
+        """Optimizer steps taken so far (advanced by a watcher, or set with ``run.step = n``).
+        With several named watchers (``nl.watch(..., name=)``) the largest of their counts;
+        ``run.log`` writes here unless given ``step=``."""
         return self._step
 
     @step.setter

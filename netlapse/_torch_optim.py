@@ -36,8 +36,8 @@ def real_optimizer(obj) -> torch.optim.Optimizer:
     chain, cur = [type(obj).__name__], obj
     for _ in range(16):
         inner = getattr(cur, "optimizer", None)
-        if inner is None or inner is cur:
-            break
+        if inner is None or inner is cur or (_is_real(cur) and not callable(getattr(inner, "step", None))):
+            break   # (a real optimizer's unrelated .optimizer attribute is not followed)
         cur = inner
         chain.append(type(cur).__name__)
     if _is_real(cur):

@@ -1,8 +1,9 @@
 """PyTorch: ``watch(model, run, optimizer=...)`` records weights, grads, activations and probes.
 
 Steps (see docs/architecture.md, "Steps"): weights at step 0 when watching starts; at each
-``optimizer.step()`` the grads used by that update (taken just before it) and the weights
-after it, when ``step % every == 0``. Activations recorded at step ``k`` are those of the last training forward
+``optimizer.step()`` the grads used by that update (taken just before it, or when a
+``step(closure)``'s closure returns; see ``_torch_optim``) and the weights after it, when
+``step % every == 0``. Activations recorded at step ``k`` are those of the last training forward
 pass before update ``k`` (see ``_torch_taps``: one stream per call of a module, hooks that
 trace cleanly under ``torch.compile``; ``_torch_compiled``: names without ``_orig_mod.``).
 """
