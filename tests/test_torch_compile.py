@@ -154,3 +154,23 @@ class _no_warning:
 
     def __exit__(self, *exc):
         self._cm.__exit__(*exc)
+
+
+def test_compiled_training_step_called_before_watch_is_reported(tmp_path):
+    """A compiled function that calls the model keeps its hook-less graph: said, not silent."""
+    torch._dynamo.reset()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    @torch.compile(backend="aot_eager")
+    def loss_of(x):
+        return model(x).pow(2).mean()
+
+    loss_of(torch.randn(5, 3)).backward()
+    opt.zero_grad()
+    with nl.Run(tmp_path / "r") as run, nl.watch(model, run, opt, weights=None, grads=None,
+                                                 activations="stats"):
+        with pytest.warns(RuntimeWarning, match="no activations were captured for step 1"):
+            loss_of(torch.randn(5, 3)).backward()
+            opt.step()
+    assert not [s for s in nl.open_run(tmp_path / "r").streams() if s.startswith("activations/")]
