@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["unwrap", "clean_name", "eager_call", "forget_compiled_code"]
+__all__ = ["unwrap", "clean_name", "eager_call", "forget_compiled_code", "has_compiled_parts"]
 
 _ORIG = "_orig_mod"
 
@@ -35,6 +35,13 @@ def _is_optimized(module) -> bool:
     except ImportError:  # pragma: no cover - torch without dynamo
         return False
     return isinstance(module, OptimizedModule)
+
+
+def has_compiled_parts(model: nn.Module) -> bool:
+    """Does ``model`` contain compiled submodules (their calls run compiled even when the
+    model itself is called eagerly)?"""
+    return any(_is_optimized(m) or getattr(m, "_compiled_call_impl", None) is not None
+               for m in model.modules() if m is not model)
 
 
 def clean_name(name: str) -> str:

@@ -76,11 +76,11 @@ def _register_op():
 _register_op()
 
 
-def _leaf_hook(slot: int, eager):
+def _leaf_hook(slot: int, eager, in_graph: bool):
     def netlapse_tap(module, args, output):
         if torch.compiler.is_compiling():
             t = first_tensor(output)
-            if t is not None:
+            if in_graph and t is not None:
                 torch.ops.netlapse.tap(t, slot, torch.is_grad_enabled())
             return None
         eager(slot, output, torch.is_grad_enabled())
@@ -116,7 +116,7 @@ def _skip_as_frame(hook):
         pass
 
 
-_skip_as_frame(_leaf_hook(0, None))
+_skip_as_frame(_leaf_hook(0, None, False))
 _skip_as_frame(_root_hook(0, None))
 
 
@@ -127,7 +127,8 @@ class ModuleTaps:
     ``on_forward()`` is called when a forward pass of the root starts (weights read in place).
     """
 
-    def __init__(self, watcher, root, leaves, *, activations, probe: bool, on_forward=None):
+    def __init__(self, watcher, root, leaves, *, activations, probe: bool, on_forward=None,
+                 probe_in_graph: bool = False):
         self.w = watcher
         self.capture = activations
         self.on_forward = on_forward
@@ -148,12 +149,15 @@ class ModuleTaps:
             self.root_slot = next(_SLOTS)
             self.slots.append(self.root_slot)
             self.handles.append(root.register_forward_pre_hook(_root_hook(self.root_slot, self._tap)))
+        # Traced into a compiled graph only when needed there: activations, or probe passes
+        # through compiled submodules (the probe pass itself runs the watched model eagerly).
+        in_graph = bool(activations) or probe_in_graph
         if activations or probe:
             for name, module in leaves:
                 slot = next(_SLOTS)
                 self.names[slot] = name
                 self.slots.append(slot)
-                self.handles.append(module.register_forward_hook(_leaf_hook(slot, self._tap)))
+                self.handles.append(module.register_forward_hook(_leaf_hook(slot, self._tap, in_graph)))
         for slot in self.slots:
             _REGISTRY[slot] = method
 

@@ -29,7 +29,7 @@ from ._record.support import (host_dtype, module_entry, param_entry, probe_rejec
                                require_open_run, split_probe, summary)
 from ._record.torch_dist import attach as _attach_dist
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
-from ._torch_compiled import clean_name, eager_call, forget_compiled_code, unwrap
+from ._torch_compiled import clean_name, eager_call, forget_compiled_code, has_compiled_parts, unwrap
 from ._torch_state import BufferSlots, state_summary
 from ._torch_taps import MAX_CALLS, ModuleTaps
 from ._record.unitmeta import torch_unit_meta
@@ -139,6 +139,7 @@ class Watcher:
                 self._handles.append(self._scaler)
         self._taps = ModuleTaps(self, model, self.leaves, activations=self.plan.activations,
                                 probe=self.probe is not None and self.probe_capture is not None,
+                                probe_in_graph=has_compiled_parts(model),
                                 on_forward=self._on_forward if self.optimizers and self.plan.weights else None)
         if self._taps.installed:
             forget_compiled_code(model)   # compiled before watch(): retrace once, with the hooks
