@@ -70,10 +70,14 @@ def curve_probe(x, y):
     return x[order, None].copy(), y[order, None].copy(), {"curve": [0, int(len(x))]}
 
 
-def target_gaps(reader) -> int:
+def target_gaps(run) -> int:
     """How many values of ``inputs/probe_target`` are NaN on purpose: those in rows outside the
     layout's ``data`` (or ``curve``) rows, which ``plane_probe`` fills with NaN (grid lines and
-    plane points have no target). 0 without a layout or a full target stream."""
+    plane points have no target). 0 without a layout or a full target stream. ``run``: a
+    path, a RunReader or an open Run."""
+    from ._common import as_reader
+
+    reader = as_reader(run)
     layout = reader.config.get("probe_layout") if isinstance(reader.config, dict) else None
     rows = (layout or {}).get("data") or (layout or {}).get("curve")
     if not rows or "inputs/probe_target" not in reader:
