@@ -46,6 +46,17 @@ const Charts = (() => {
     return v.toPrecision(2);
   }
 
+  /* Tick labels: as many decimals as the tick spacing needs, so neighbours never read the same. */
+  function fmtTicks(ticks) {
+    if (ticks.length < 2) return ticks.map(fmt);
+    const step = Math.abs(ticks[1] - ticks[0]);
+    const big = Math.max(...ticks.map(Math.abs));
+    if (!(step > 0) || big >= 1e5 || big < 1e-3) return ticks.map(fmt);
+    const dec = Math.max(0, Math.min(8, -Math.floor(Math.log10(step) + 1e-9)));
+    const out = ticks.map((t) => (Math.abs(t) < step * 1e-6 ? "0" : t.toFixed(dec)));
+    return new Set(out).size === out.length ? out : ticks.map(fmt);
+  }
+
   function fmtStep(v) {
     if (Math.abs(v) >= 10000) return (v / 1000).toFixed(v % 1000 ? 1 : 0) + "k";
     return String(Math.round(v));
@@ -79,11 +90,12 @@ const Charts = (() => {
     ctx.strokeStyle = css("--grid");
     ctx.fillStyle = css("--muted");
     ctx.textAlign = "right"; ctx.textBaseline = "middle";
-    for (const t of niceTicks(ylo, yhi, 4)) {
+    const yt = niceTicks(ylo, yhi, 4), ylabels = fmtTicks(yt);
+    yt.forEach((t, k) => {
       const y = Math.round(Y(t)) + 0.5;
       ctx.beginPath(); ctx.moveTo(pad.l, y); ctx.lineTo(w - pad.r, y); ctx.stroke();
-      ctx.fillText(opts.logY ? "1e" + fmt(t) : fmt(t), pad.l - 6, y);
-    }
+      ctx.fillText(opts.logY ? "1e" + fmt(t) : ylabels[k], pad.l - 6, y);
+    });
     ctx.textAlign = "center"; ctx.textBaseline = "top";
     for (const t of niceTicks(xlo, xhi, Math.max(2, Math.floor((w - 80) / 90)))) {
       const x = Math.round(X(t)) + 0.5;
