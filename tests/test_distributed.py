@@ -145,7 +145,9 @@ def test_same_run_as_one_process(equal_launch, name, ref_name):
 
 def test_collectives_only_at_captured_steps(equal_launch):
     launch, _ = equal_launch
-    calls = json.loads((launch.out / "calls.json").read_text())
+    ranks = json.loads((launch.out / "calls.json").read_text())
+    calls = [r["calls"] for r in ranks]
+    assert [r["resumed"] for r in ranks] == [7, 7]   # Run(resume=True): rank 0's last step
     assert calls[0] == calls[1], "the ranks made different collectives"
     # (name, run.step when called): the activations of steps 3 and 6 are reduced in the
     # optimizer's pre-step hook (run.step is 2, then 5): one all-gather and one all-reduce

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .distributed import context
+from .derive import updates_meta
 from .pipeline import Group, StreamSpec
 from .. import _stats
 from .._stats import HIST_BINS, N_STATS
@@ -227,6 +228,7 @@ class DistWatch:
         self.sharded = self.legacy is not None or any(
             _is_dtensor(p) for p in self.module.parameters())
         self._held: dict = {}
+        self._prev: dict = {}   # name -> (step, this rank's weight shard then): updates/<param>
         self._reduced = -1
         self._groups: dict = {}
         self._shapes: dict = {}
@@ -278,20 +280,37 @@ class DistWatch:
         return True
 
     def _take_stats(self, watcher, kind, named, params, step) -> None:
-        stats, hist, present = reduce_stats(self.ctx, [_local(t) for _, t in named],
-                                            f"{kind} stats at step {step}")
+        parts = [_local(t) for _, t in named]
+        k = len(parts)
+        updates = kind == "weights" and getattr(watcher, "updates", None) == "stats"
+        if updates:   # updates/<param>: w_k - w_(k-every) per shard, reduced with the weights
+            parts = parts + self._deltas(named, parts, step, watcher.plan.every)
+        stats, hist, present = reduce_stats(self.ctx, parts, f"{kind} stats at step {step}")
         if not self.is_writer:
             return
-        specs = []
-        for i, (name, t) in enumerate(named):
-            if not present[i]:
-                continue
-            shape = self._global_shape(t, params[i])
-            specs.append((name, shape, t.dtype if t is not None else params[i].dtype))
-        keep = np.flatnonzero(present)
-        if len(keep):
-            group = self._rows_group(watcher, kind, specs, "stats")
-            watcher.run.record_rows(group, step, stats[keep], hist[keep])
+        specs = [(name, self._global_shape(t, params[i]),
+                  t.dtype if t is not None else params[i].dtype)
+                 for i, (name, t) in enumerate(named)]
+        extra = {"updates": "stats"} if updates else {}
+        for what, rows in ((kind, range(k)), ("updates", range(k, len(parts)))):
+            keep = [i for i in rows if present[i]]
+            if keep:
+                group = self._rows_group(watcher, what, [specs[i % k] for i in keep], "stats",
+                                         **(extra if what == kind else {}))
+                watcher.run.record_rows(group, step, stats[keep], hist[keep])
+
+    def _deltas(self, named, parts, step: int, every: int) -> list:
+        """Each shard minus its copy from ``every`` steps before (None at the first step or
+        after a gap); the copies are then refreshed. Memory: one copy of this rank's shards."""
+        out = []
+        for (name, _), cur in zip(named, parts):
+            prev = self._prev.get(name)
+            ok = (cur is not None and prev is not None and prev[0] == step - every
+                  and prev[1].shape == cur.shape)
+            out.append(cur - prev[1] if ok else None)
+            if cur is not None:
+                self._prev[name] = (step, cur.clone())
+        return out
 
     def _global_shape(self, t, param) -> tuple:
         if t is not None and _is_dtensor(t):
@@ -318,16 +337,23 @@ class DistWatch:
             watcher.run.record_group(watcher._group(kind, whole, tensors, capture), step,
                                      watcher._copier(tensors))
 
-    def _rows_group(self, watcher, kind: str, specs: list, capture: str) -> Group:
+    def _rows_group(self, watcher, kind: str, specs: list, capture: str, **extra) -> Group:
         key = (kind, capture, tuple(specs))
         group = self._groups.get(key)
         if group is None:
             from ..torch import _dtype_name, _host_dtype
 
+            def meta(shape, dtype):
+                if kind == "updates":   # as the writer's derived updates/<param> (derive.py)
+                    return {**updates_meta(watcher.plan.meta("weights", capture, shape,
+                                                             _dtype_name(dtype))),
+                            "ranks": self.ctx.world}
+                return watcher.plan.meta(kind, capture, shape, _dtype_name(dtype),
+                                         ranks=self.ctx.world, **extra)
+
             group = self._groups[key] = Group(
-                StreamSpec(watcher._stream(kind, n), watcher.plan.meta(kind, capture, shape, _dtype_name(dtype),
-                                                           ranks=self.ctx.world),
-                           tuple(shape), np.dtype(_host_dtype(dtype)), False)
+                StreamSpec(watcher._stream(kind, n), meta(shape, dtype), tuple(shape),
+                           np.dtype(_host_dtype(dtype)), False)
                 for n, shape, dtype in specs)
         return group
 
