@@ -64,6 +64,9 @@ class Live:
         if not every_s > 0:
             raise ValueError(f"every_s must be a positive number of seconds, not {every_s!r}.")
         _require_ipython()
+        if view == "compare" and not isinstance(run, (list, tuple)):
+            raise NetlapseError("view='compare' shows several runs: pass a list of runs, e.g. "
+                                "nl.live([run_a, run_b], 'compare', compare_view='function_fit').")
         sources = list(run) if view == "compare" else [run]
         if view == "compare":
             view_args["view"] = view_args.pop("compare_view", "function_fit")
@@ -75,8 +78,8 @@ class Live:
             raise NetlapseError(f"nl.live draws in a separate process, so the view's arguments "
                                 f"must be plain values (numbers, strings, lists, arrays): {exc}.") from None
         self._runs = [r for r in sources if hasattr(r, "flush") and hasattr(r, "closed")]
-        self._readers = [r if isinstance(r, RunReader) else RunReader(Path(getattr(r, "path", r)))
-                         for r in sources]
+        # its own readers (refreshed by the thread), also when given one
+        self._readers = [RunReader(Path(getattr(r, "path", r))) for r in sources]
         self._created = [r.manifest.get("created") for r in self._readers]
         self.replaced = False      # True if a run was deleted or overwritten while shown
         self.in_worker = True      # redraw in the worker process (False: in this thread)
