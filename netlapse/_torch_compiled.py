@@ -14,6 +14,8 @@ never added or removed while training, so nothing recompiles.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import nn
 
@@ -29,7 +31,15 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+def _dynamo_loaded() -> bool:
+    """Nothing can be compiled before ``torch._dynamo`` is imported (and importing it costs
+    seconds, so netlapse does not do it for eager users)."""
+    return "torch._dynamo" in sys.modules
+
+
 def _is_optimized(module) -> bool:
+    if not _dynamo_loaded():
+        return False
     try:
         from torch._dynamo.eval_frame import OptimizedModule
     except ImportError:  # pragma: no cover - torch without dynamo
@@ -83,6 +93,8 @@ def forget_compiled_code(model: nn.Module) -> int:
     """Drop Dynamo's compiled code for ``model`` so that its next call is traced again with the
     hooks it has now. Returns how many code objects had compiled entries (0: nothing was
     compiled yet, nothing done)."""
+    if not _dynamo_loaded():
+        return 0
     try:
         from torch._C._dynamo.eval_frame import _debug_get_cache_entry_list, reset_code
     except ImportError:  # pragma: no cover

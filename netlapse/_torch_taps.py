@@ -107,11 +107,12 @@ def _skip_as_frame(hook):
     be a second graph per forward. Mark the hooks' code (shared by all closures) so that Dynamo
     runs such a frame, and whatever it calls, eagerly; inlined into a traced forward, the hooks
     are still traced (into one ``netlapse::tap`` op)."""
-    try:
-        from torch._C._dynamo.eval_frame import set_code_exec_strategy
-        from torch._dynamo.types import FrameAction, FrameExecStrategy
+    try:   # the C names: importing torch._dynamo would add seconds to `import netlapse.torch`
+        from torch._C._dynamo.eval_frame import (_FrameAction, _FrameExecStrategy,
+                                                 set_code_exec_strategy)
 
-        set_code_exec_strategy(hook.__code__, FrameExecStrategy(FrameAction.SKIP, FrameAction.SKIP))
+        set_code_exec_strategy(hook.__code__,
+                               _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.SKIP))
     except Exception:  # noqa: BLE001 - an older/newer torch: at worst one extra small graph
         pass
 
