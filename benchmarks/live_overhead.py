@@ -10,8 +10,10 @@ publisher keeps what is published (what ipykernel would send), three ways, inter
   (``live.in_worker = False``), to show what the worker saves;
 - ``live2``: ``live1`` plus a second live picture (``distributions`` of the grads).
 
-Prints the median time per epoch of each, the ratios to ``watch``, and how many pictures the
-live displays drew. Run with the machine's load printed next to it:
+Prints the median time per epoch of each and its ratio to ``watch``; the CPU time the
+training process spent outside the training thread (netlapse's writer thread, and the live
+threads: what competes with training for the GIL), which a busy machine does not inflate the
+way it inflates wall time; and how many pictures the live displays drew. Run with the machine's load printed next to it:
 
     uptime; PYTHONPATH=. python benchmarks/live_overhead.py [--epochs 3] [--rounds 3]
 """
@@ -42,10 +44,11 @@ def epoch_times(variant: str, root: Path, epochs: int, x, y) -> tuple[list[float
         lives[0].in_worker = variant != "live1_thread"
     if variant == "live2":
         lives.append(nl.live(run, "distributions", stream="grads/0.weight", every_s=0.5))
-    times = []
+    times, others = [], []
     g = torch.Generator().manual_seed(0)
     for _ in range(epochs):
         t0 = time.perf_counter()
+        p0, th0 = time.process_time(), time.thread_time()
         order = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 20):
             idx = order[i:i + 20]
@@ -55,13 +58,14 @@ def epoch_times(variant: str, root: Path, epochs: int, x, y) -> tuple[list[float
             opt.step()
             run.log(loss=loss.item())
         times.append(time.perf_counter() - t0)
+        others.append((time.process_time() - p0) - (time.thread_time() - th0))
     run.close()
     for live in lives:
         live.stop()
     for live in lives:
         if live.error is not None:
             print(f"  ({variant}: the live display stopped: {type(live.error).__name__}: {live.error})")
-    return times, sum(live.draws for live in lives)
+    return times, others, sum(live.draws for live in lives)
 
 
 def main() -> None:
@@ -83,12 +87,14 @@ def main() -> None:
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     variants = ("watch", "live1", "live1_thread", "live2")
     results = {v: [] for v in variants}
+    other_cpu = {v: [] for v in variants}
     draws = {v: 0 for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for v in variants:
-                times, n = epoch_times(v, Path(tmp), args.epochs, x, y)
+                times, others, n = epoch_times(v, Path(tmp), args.epochs, x, y)
                 results[v] += times
+                other_cpu[v] += others
                 draws[v] += n
     base = statistics.median(results["watch"])
     print(f"{len(x)} digits, batch 20 ({-(-len(x) // 20)} steps per epoch), "
@@ -96,6 +102,7 @@ def main() -> None:
     for v in variants:
         med = statistics.median(results[v])
         print(f"  {v:12s} median epoch {med * 1000:7.1f} ms   x{med / base:.3f}   "
+              f"kernel CPU outside the training thread {sum(other_cpu[v]):6.2f} s   "
               f"pictures drawn {draws[v]}")
 
 
