@@ -135,10 +135,11 @@ def _transformers(recorder_path, steps, warmup, workdir):
     return clock, None
 
 
-def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str, root: Path) -> dict:
+def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str, root: Path,
+          threads: int = 1) -> dict:
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     sys.path.insert(0, str(root))
     out = Path(workdir) / f"{model_name}-{variant}"

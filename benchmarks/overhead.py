@@ -115,8 +115,8 @@ def _model(name: str):
 
 def child(model_name: str, variant: str, steps: int, warmup: int, workdir: str) -> dict:
     if model_name in TRAINER_MODELS:
-        result = trainer_child(model_name, variant, steps, warmup, workdir, ROOT)
-        return {**result, "rss_mb": _vm_hwm_mb()}
+        result = trainer_child(model_name, variant, steps, warmup, workdir, ROOT, _threads())
+        return {**result, "rss_mb": _vm_hwm_mb(), "threads": _threads()}
     import torch
 
     threads = _threads()
