@@ -140,7 +140,11 @@ def child_torch(run_path: str, log_path: str, seed: int) -> None:
     def after(optimizer, args, kwargs):
         state["step"] += 1
         for name, p in model.named_parameters():
-            log.tensor(f"weights/{name}", state["step"], p.detach().numpy(), True)
+            w = p.detach().numpy()
+            log.tensor(f"weights/{name}", state["step"], w, True)
+            # the writer derives updates/<param> = w_k - w_(k-1) from the weights (doctor)
+            log.tensor(f"updates/{name}", state["step"], w - prev[name], False)
+            prev[name] = w.copy()
 
     def act(name, module, inputs, output):
         if torch.is_grad_enabled():
@@ -150,8 +154,10 @@ def child_torch(run_path: str, log_path: str, seed: int) -> None:
     opt.register_step_post_hook(after)
     for name, m in model.named_children():
         m.register_forward_hook(lambda mod, i, o, name=name: act(name, mod, i, o))
+    prev = {}
     for name, p in model.named_parameters():
-        log.tensor(f"weights/{name}", 0, p.detach().numpy(), True)
+        prev[name] = p.detach().numpy().copy()
+        log.tensor(f"weights/{name}", 0, prev[name], True)
     w = nlt.watch(model, run, opt, weights="full", grads="stats", activations="stats")
     print("ready", flush=True)
     for _ in range(rng.randint(30, 300)):
