@@ -5,7 +5,8 @@
   doctor reported;
 - precision: of all ``problem`` findings over broken and healthy trainings, how many are
   right (the planted kind or a kind that follows from it, e.g. a NaN after exploding
-  gradients); any problem on a healthy training is a false alarm.
+  gradients); any problem on a healthy training is a false alarm. Strict precision counts
+  only the planted kind as right.
 
 Scenarios: tests/doctor_faults.py (the same trainings tests/test_doctor_faults.py checks).
 
@@ -32,7 +33,7 @@ def main() -> None:
 
     import netlapse as nl
 
-    expected = met = right = problems = 0
+    expected = met = right = problems = planted = 0
     print(f"{'training':<20} {'expected':<40} {'found':<5} {'problems (false alarms)'}")
     t0 = time.perf_counter()
     for sc in D.BROKEN + D.HEALTHY:
@@ -41,6 +42,7 @@ def main() -> None:
         expected += len(sc.expect)
         met += sum(v["met"])
         right += len(v["right"])
+        planted += sum(1 for f in v["right"] if f.kind in {e.kind for e in sc.expect})
         problems += len(v["right"]) + len(v["false"])
         want = ", ".join(e.kind for e in sc.expect) or "healthy (no problem)"
         got = ", ".join(sorted({f.kind for f in report.problems})) or "-"
@@ -50,7 +52,11 @@ def main() -> None:
     print(f"\n{len(D.BROKEN)} broken, {len(D.HEALTHY)} healthy trainings in "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"recall    {met}/{expected} = {met / expected:.2f}")
-    print(f"precision {right}/{problems} = {right / problems:.2f}" if problems else "precision: no problem found")
+    if problems:
+        print(f"precision {right}/{problems} = {right / problems:.2f}  (a problem is right when its "
+              "kind is the planted one or follows from it: see each scenario's 'related')")
+        print(f"strict precision {planted}/{problems} = {planted / problems:.2f}  (only the planted "
+              "kind counts as right)")
 
 
 if __name__ == "__main__":
