@@ -61,6 +61,7 @@ def test_health_panel_and_badges(tmp_path, page):
             f"{len(report.problems)} problems"
         page.goto(f"{dash.url}#/run/dead-relu")
         panel = page.locator("section[data-panel=health]")
+        panel.scroll_into_view_if_needed()   # the report is fetched when the panel is seen
         panel.locator(".finding").first.wait_for(timeout=20000)
         kinds = panel.locator(".finding").evaluate_all("rows => rows.map(r => r.dataset.kind)")
         assert kinds == [f.kind for f in report]
@@ -108,6 +109,7 @@ def test_health_panel_is_live_while_training(tmp_path, page):
         with Dashboard(tmp_path, port=0) as dash:
             page.goto(f"{dash.url}#/run/live")
             panel = page.locator("section[data-panel=health]")
+            panel.scroll_into_view_if_needed()
             panel.locator(".empty").wait_for(timeout=20000)      # healthy so far
             steps(5, nan_at=2)                                     # step 15 gets a NaN input
             panel.locator(".finding[data-kind=nonfinite]").wait_for(timeout=30000)

@@ -10,9 +10,11 @@ __all__ = ["health", "finding_frame"]
 
 def health(reader) -> dict:
     """The report as ``netlapse doctor --json`` prints it, plus problem and warning counts."""
-    from ..doctor import diagnose
+    from ..doctor import diagnose_data
+    from ..doctor._data import from_reader
 
-    report = diagnose(reader).to_dict()
+    # streams read one after the other: the server's other requests share this reader
+    report = diagnose_data(from_reader(reader), run=str(reader.path)).to_dict()
     sev = [f["severity"] for f in report["findings"]]
     return {**report, "problems": sev.count("problem"), "warnings": sev.count("warning")}
 

@@ -496,7 +496,7 @@ async function runPage(id) {
     el("div", { class: "card stepbar" }, play, slider, readout, stepNote, el("label", {}, follow, "follow live")));
   const grid = el("div", { class: "grid" });
   main.append(grid);
-  const makers = [metricsPanel, healthPanel, weightPanel, heatmapPanel, profilePanel, probePanel, layerTable];
+  const makers = [metricsPanel, weightPanel, heatmapPanel, profilePanel, probePanel, layerTable, healthPanel];
   for (const make of makers) {
     try { const pn = make(view); if (pn) { view.panels.push(pn); grid.append(pn.el); } } catch (e) { grid.append(errorCard(`${make.name} failed`, e.message)); }
   }

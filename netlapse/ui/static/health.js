@@ -43,7 +43,13 @@ function healthPanel(view) {
   const head = el("div", { class: "health-head" });
   const list = el("div", { class: "health-list" });
   p.body.append(head, list);
-  let shownSeq = null, busy = false, last = 0, again = null;
+  let shownSeq = null, busy = false, last = 0, again = null, atStep = null, pending = [], drawing = false, seen = false;
+  // at the slider's step: findings not begun yet are dimmed (their first step is later)
+  const mark = () => {
+    if (atStep === null) return;
+    p.stepLabel.textContent = `step ${atStep}`;
+    for (const row of list.querySelectorAll(".finding")) row.classList.toggle("later", Number(row.dataset.first) > atStep);
+  };
 
   const drawView = async (c, note, i) => {
     try {
@@ -65,6 +71,7 @@ function healthPanel(view) {
       list.replaceChildren(el("div", { class: "empty" }, "No finding: nothing looks wrong with this training (netlapse doctor)."));
       return;
     }
+    pending = [];
     list.replaceChildren(...h.findings.map((f, i) => {
       const go = el("a", { href: "#", class: "health-step", "data-step": f.first_step }, `since step ${f.first_step}`);
       go.onclick = (ev) => {
@@ -74,7 +81,7 @@ function healthPanel(view) {
       };
       const c = el("canvas", { class: "spec-canvas health-canvas", "data-view": f.view.name || "" });
       const note = el("div", { class: "legend" });
-      const row = el("div", { class: `finding ${f.severity}`, "data-kind": f.kind, "data-severity": f.severity },
+      const row = el("div", { class: `finding ${f.severity}`, "data-kind": f.kind, "data-severity": f.severity, "data-first": f.first_step },
         el("div", { class: "finding-text" },
           el("div", {}, el("span", { class: `health-badge ${f.severity}` }, f.severity), " ",
             el("b", {}, f.kind), " in ", el("span", { class: "mono" }, shortLayers(f.streams)), " · ", go),
@@ -82,9 +89,19 @@ function healthPanel(view) {
           el("div", {}, f.advice),
           el("div", { class: "muted mono" }, `netlapse render RUN ${f.view.name} ${Object.entries(f.view.args || {}).map(([k, v]) => `--${k} ${v}`).join(" ")} --out ${f.kind}.png`)),
         el("div", { class: "finding-view" }, c, note));
-      if (f.view.name) requestAnimationFrame(() => drawView(c, note, i));
+      if (f.view.name) pending.push(() => drawView(c, note, i));
       return row;
     }));
+    mark();
+    drawPending();
+  };
+  // the views are drawn one after the other (each is a request the server computes), after
+  // the report, so the panel never competes with the other panels' requests all at once
+  const drawPending = async () => {
+    if (drawing) return;
+    drawing = true;
+    while (pending.length) await pending.shift()();
+    drawing = false;
   };
 
   const load = async () => {
@@ -98,11 +115,14 @@ function healthPanel(view) {
     } catch (e) { list.replaceChildren(el("div", { class: "muted" }, e.message)); p.dataset.error = e.message; }
     busy = false;
   };
-  load();
+  // the report is asked for once the panel scrolls into view (it sits below the others)
+  new IntersectionObserver((entries, obs) => {
+    if (entries.some((e) => e.isIntersecting)) { obs.disconnect(); seen = true; load(); }
+  }).observe(p);
   return {
-    el: p, show() {},
+    el: p, show(step) { atStep = step; mark(); },
     live() {   // new steps committed: a fresh report, at most every HEALTH_EVERY_MS
-      if (view.d.seq === shownSeq || again) return;
+      if (!seen || view.d.seq === shownSeq || again) return;
       const wait = Math.max(0, HEALTH_EVERY_MS - (Date.now() - last));
       again = setTimeout(() => { again = null; load(); }, wait);
     },
