@@ -9,13 +9,13 @@ import importlib as _importlib
 from ._run import Run, open_run
 from ._stats import HIST_BINS, STAT_NAMES
 from ._version import __version__
-from .errors import (CorruptRunError, NetlapseError, NotARunError, RecordingError, RunExistsError,
-                     StepNotRecordedError, StreamNotFoundError)
+from .errors import (CollectiveError, CorruptRunError, NetlapseError, NotARunError, RecordingError,
+                     RunExistsError, StepNotRecordedError, StreamNotFoundError)
 
 __all__ = [
     "Run", "open_run", "watch", "STAT_NAMES", "HIST_BINS", "__version__",
     "NetlapseError", "NotARunError", "RunExistsError", "StreamNotFoundError",
-    "StepNotRecordedError", "CorruptRunError", "RecordingError",
+    "StepNotRecordedError", "CorruptRunError", "RecordingError", "CollectiveError",
     "live", "diagnose",
 ]
 

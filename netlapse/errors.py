@@ -12,6 +12,7 @@ __all__ = [
     "StepNotRecordedError",
     "CorruptRunError",
     "RecordingError",
+    "CollectiveError",
     "nearest_names",
 ]
 
@@ -48,6 +49,11 @@ class CorruptRunError(NetlapseError, ValueError):
 
 class RecordingError(NetlapseError, RuntimeError):
     """Recording failed (the background writer hit an error, or the disk is full)."""
+
+
+class CollectiveError(NetlapseError, RuntimeError):
+    """A netlapse collective under torch.distributed failed or timed out (another rank died or
+    stopped taking part); see docs/distributed.md."""
 
 
 def nearest_names(name: str, names, n: int = 5) -> list[str]:

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import NetlapseError
+from ..errors import CollectiveError
 
 __all__ = ["Context", "CollectiveError", "context", "REDUCE_OPS"]
 
 REDUCE_OPS = ("mean", "sum", "max")
-
-
-class CollectiveError(NetlapseError, RuntimeError):
-    """A netlapse collective failed or timed out (another rank died or stopped taking part)."""
 
 
 def _torch_dist():
