@@ -71,7 +71,7 @@ def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
         lines.append(f"error    recording stopped: {run.manifest['error']}")
     exc = run.manifest.get("exception")
     if exc:
-        lines.append(f"ended by  {exc.get('type')}: {exc.get('message')} (at step {exc.get('step')})")
+        lines.append(f"ended by {exc.get('type')}: {exc.get('message')} (at step {exc.get('step')})")
     if run.manifest.get("note"):
         lines.append(f"note     {run.manifest['note']}")
     fw = run.manifest.get("framework") or {}
