@@ -124,3 +124,7 @@ def hf(out):
 if __name__ == "__main__":
     torch.set_num_threads(1)
     {"lightning": lightning, "hf": hf}[sys.argv[1]](sys.argv[2])
+    # the trainers leave the process group up; torn down by interpreter exit, gloo's threads
+    # sometimes abort the process ("terminate called without an active exception")
+    if dist.is_initialized():
+        dist.destroy_process_group()
