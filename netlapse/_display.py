@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from ._sizes import human_bytes, size_on_disk
+
 __all__ = ["run_summary_html", "stream_html", "sparkline_svg", "animation_html",
            "EMBED_LIMIT_MB", "let_figures_show"]
 
@@ -98,27 +100,6 @@ def stream_html(stream) -> str:
     return f'<div style="{_STYLE}">{head}{body}</div>'
 
 
-def _dir_size(path) -> int:
-    import os
-
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return total
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def run_summary_html(reader, note: str = "") -> str:
     """A run: name, status, last step, config, metric sparklines and the streams table."""
     from .errors import CorruptRunError
@@ -166,7 +147,7 @@ def run_summary_html(reader, note: str = "") -> str:
             except CorruptRunError:
                 steps = "DAMAGED"
             cells = (name, s.kind, s.capture, _shape_text(s.shape), s.dtype, steps,
-                     _human(_dir_size(reader.path / "data" / name)))
+                     human_bytes(size_on_disk(reader.path / "data" / name)))
             rows.append("<tr>" + "".join(f'<td style="{_CELL}">{_esc(c)}</td>' for c in cells) + "</tr>")
         more = (f'<div style="color:#777">and {len(names) - _MAX_ROWS} more: '
                 f'run.streams() lists them all</div>' if len(names) > _MAX_ROWS else "")

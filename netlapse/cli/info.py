@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .._sizes import human_bytes, size_on_disk
 from ..errors import CorruptRunError
 from ..store.reader import RunReader
 
 __all__ = ["describe_run", "inspect_run", "first_nonfinite"]
-
-
-def _size_on_disk(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return total
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def _steps_text(steps: np.ndarray) -> str:
@@ -111,7 +92,7 @@ def inspect_run(path, check: bool = False) -> tuple[str, list[str]]:
             steps = "DAMAGED"
             problems.append(str(exc))
         rows.append((name, s.kind, s.capture, "x".join(map(str, s.shape)) or "scalar", s.dtype,
-                     steps, _human(_size_on_disk(data / name))))
+                     steps, human_bytes(size_on_disk(data / name))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines.append("")
     for r in rows:
