@@ -28,6 +28,17 @@
  * sub-histograms. The moments are sums in another order than numpy's pairwise sums: equal to
  * rounding, not bit for bit. Nothing is allocated: the work arrays (6 KB) are on the stack.
  *
+ *     summarize_with_delta(arrays, prevs, stats, hist, dstats, dhist) -> list[int]
+ *
+ * The same for each array, and then, tensor by tensor while it is still in the cache, the
+ * summary of ``array - prev`` (computed in the array's float type, as numpy's subtraction
+ * rounds it, into ``prev``) into ``dstats``/``dhist``, after which ``prev`` holds a copy of
+ * ``array``. netlapse/_record/derive.py uses it for updates/<param>: one call replaces a
+ * summary, a subtraction, a second summary and a copy, each over every weight of the model.
+ * Per pair: 0 = done; 1 = not handled (prev untouched): the two arrays are not C-contiguous
+ * buffers of the same float type and length, or the array's summary is not handled; 2 = prev
+ * holds the difference but its summary is not handled (float64 beyond 2**450).
+ *
  * Plain C99 and the CPython API (buffer protocol), no numpy headers. With GCC on x86-64 Linux
  * the hot loops get an AVX2 clone next to the baseline one (target_clones, picked at load time).
  */
@@ -516,8 +527,156 @@ done:
     return result;
 }
 
+/* prev = cur - prev, element by element in the arrays' float type (as numpy subtracts) */
+static HOT void subtract_into_f32(const float *cur, float *prev, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++)
+        prev[i] = cur[i] - prev[i];
+}
+
+static HOT void subtract_into_f64(const double *cur, double *prev, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    for (i = 0; i < n; i++)
+        prev[i] = cur[i] - prev[i];
+}
+
+/* The summary of cur, then the summary of cur - prev, then prev = cur. 1: cur's summary not
+ * handled, prev untouched; -1: prev holds cur - prev, whose summary is not handled. */
+static int summarize_pair(const void *cur, void *prev, int f32, Py_ssize_t n,
+                          double *stats, int64_t *hist, double *dstats, int64_t *dhist)
+{
+    size_t bytes = (size_t)n * (f32 ? sizeof(float) : sizeof(double));
+    if (summarize_one(cur, f32, n, stats, hist))
+        return 1;
+    if (f32)
+        subtract_into_f32((const float *)cur, (float *)prev, n);
+    else
+        subtract_into_f64((const double *)cur, (double *)prev, n);
+    if (summarize_one(prev, f32, n, dstats, dhist))
+        return -1;
+    memcpy(prev, cur, bytes);
+    return 0;
+}
+
+PyDoc_STRVAR(summarize_with_delta_doc,
+"summarize_with_delta(arrays, prevs, stats, hist, dstats, dhist) -> list[int]\n\n"
+"Row i of ``stats``/``hist``: the summary of ``arrays[i]``; row i of ``dstats``/``dhist``: the\n"
+"summary of ``arrays[i] - prevs[i]`` (in their float type); then ``prevs[i]`` holds a copy of\n"
+"``arrays[i]``. One tensor at a time, with the GIL released. Returns one int per pair: 0 =\n"
+"done; 1 = not handled (``prevs[i]`` untouched); 2 = ``prevs[i]`` holds the difference but its\n"
+"summary was not handled (float64 beyond 2**450): the caller summarizes it, then copies.");
+
+static PyObject *summarize_with_delta(PyObject *self, PyObject *args)
+{
+    PyObject *arrays, *prevs, *outs[4], *seq = NULL, *pseq = NULL, *result = NULL;
+    Py_buffer out[4];
+    Py_buffer *views = NULL, *pviews = NULL;
+    int *kinds = NULL, *status = NULL;
+    Py_ssize_t k, i;
+    int got = 0, j;
+    static const char *names[4] = {"stats", "hist", "dstats", "dhist"};
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "OOOOOO:summarize_with_delta", &arrays, &prevs, &outs[0],
+                          &outs[1], &outs[2], &outs[3]))
+        return NULL;
+    seq = PySequence_Fast(arrays, "summarize_with_delta: arrays must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    pseq = PySequence_Fast(prevs, "summarize_with_delta: prevs must be a sequence");
+    if (pseq == NULL)
+        goto done;
+    k = PySequence_Fast_GET_SIZE(seq);
+    if (PySequence_Fast_GET_SIZE(pseq) != k) {
+        PyErr_SetString(PyExc_ValueError, "summarize_with_delta: arrays and prevs differ in length");
+        goto done;
+    }
+    for (got = 0; got < 4; got++) {
+        int is_stats = got % 2 == 0;
+        if (get_out_buffer(outs[got], &out[got], names[got], is_stats ? "d" : "lq",
+                           is_stats ? "float64" : "int64", k * (is_stats ? NSTATS : NBINS)) < 0)
+            goto done;
+    }
+    views = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *views);
+    pviews = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *pviews);
+    kinds = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *kinds);
+    status = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *status);
+    if (views == NULL || pviews == NULL || kinds == NULL || status == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+
+    /* gather every pair of buffers while holding the GIL; kinds[i] < 0: not handled */
+    for (i = 0; i < k; i++) {
+        kinds[i] = -1;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i],
+                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();
+            continue;
+        }
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(pseq, i), &pviews[i],
+                               PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();
+            PyBuffer_Release(&views[i]);
+            continue;
+        }
+        kinds[i] = float_kind(&views[i]);
+        if (kinds[i] < 0 || float_kind(&pviews[i]) != kinds[i] || pviews[i].len != views[i].len
+                || pviews[i].buf == views[i].buf) {
+            kinds[i] = -1;
+            PyBuffer_Release(&views[i]);
+            PyBuffer_Release(&pviews[i]);
+        }
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    for (i = 0; i < k; i++) {
+        if (kinds[i] < 0) {
+            status[i] = 1;
+            continue;
+        }
+        status[i] = summarize_pair(views[i].buf, pviews[i].buf, kinds[i],
+                                   views[i].len / views[i].itemsize,
+                                   (double *)out[0].buf + i * NSTATS, (int64_t *)out[1].buf + i * NBINS,
+                                   (double *)out[2].buf + i * NSTATS, (int64_t *)out[3].buf + i * NBINS);
+        if (status[i] < 0)
+            status[i] = 2;
+    }
+    Py_END_ALLOW_THREADS
+
+    result = PyList_New(k);
+    for (i = 0; i < k; i++) {
+        if (kinds[i] >= 0) {
+            PyBuffer_Release(&views[i]);
+            PyBuffer_Release(&pviews[i]);
+        }
+        if (result != NULL) {
+            PyObject *v = PyLong_FromLong(status[i]);
+            if (v == NULL) {
+                Py_CLEAR(result);
+                continue;
+            }
+            PyList_SET_ITEM(result, i, v);
+        }
+    }
+
+done:
+    PyMem_Free(views);
+    PyMem_Free(pviews);
+    PyMem_Free(kinds);
+    PyMem_Free(status);
+    for (j = 0; j < got; j++)
+        PyBuffer_Release(&out[j]);
+    Py_XDECREF(pseq);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"summarize_many", summarize_many, METH_VARARGS, summarize_many_doc},
+    {"summarize_with_delta", summarize_with_delta, METH_VARARGS, summarize_with_delta_doc},
     {NULL, NULL, 0, NULL},
 };
 

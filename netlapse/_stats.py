@@ -163,6 +163,30 @@ def summarize_many(arrays) -> tuple[np.ndarray, np.ndarray]:
     return stats, hist
 
 
+def summarize_with_delta(arrays, prevs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(dstats, dhist, stats, hist)``: row ``i`` of ``stats``/``hist`` is ``summarize(arrays[i])``,
+    of ``dstats``/``dhist`` is ``summarize(arrays[i] - prevs[i])`` (the difference in the
+    arrays' dtype, as numpy subtracts). Afterwards ``prevs[i]`` holds a copy of ``arrays[i]``
+    (``prevs``: writable arrays of the same shape and dtype). With the compiled kernel each pair
+    is done in one call while it is in the cache; otherwise with numpy."""
+    arrays, prevs = list(arrays), list(prevs)
+    k = len(arrays)
+    stats, hist = np.empty((k, N_STATS)), np.empty((k, HIST_BINS), np.int64)
+    dstats, dhist = np.empty((k, N_STATS)), np.empty((k, HIST_BINS), np.int64)
+    mod = _kernel()
+    todo = (mod.summarize_with_delta(arrays, prevs, stats, hist, dstats, dhist)
+            if mod is not None and k else [1] * k)
+    for i, status in enumerate(todo):
+        if status == 1:
+            stats[i], hist[i] = summarize(arrays[i])
+            with np.errstate(all="ignore"):   # inf - inf is NaN: data, not a warning
+                np.subtract(arrays[i], prevs[i], out=prevs[i])
+        if status:
+            dstats[i], dhist[i] = summarize(prevs[i])
+            prevs[i][...] = arrays[i]
+    return dstats, dhist, stats, hist
+
+
 def _summarize_numpy(x: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndarray]:
     """``summarize`` with numpy only (the reference for the compiled kernel)."""
     flat = np.asarray(x).reshape(-1)

@@ -61,14 +61,16 @@ def optimizer_list(optimizer) -> list[torch.optim.Optimizer]:
 class UpdateHooks:
     """Step pre/post hooks on ``optimizers``, reporting to the watcher.
 
-    ``grads_ready(params)``: the optimizer owning ``params`` (a list of (name, tensor)) is about
-    to update with their current ``.grad``. ``update_done()``: every optimizer has stepped once.
+    ``grads_ready(params, i)``: optimizer ``i``, owning ``params`` (a list of (name, tensor)), is
+    about to update with their current ``.grad``. ``stepped(i)``, if given: optimizer ``i``'s
+    ``step`` returned. ``update_done()``: every optimizer has stepped once.
     """
 
-    def __init__(self, optimizers, params, grads_ready, update_done):
+    def __init__(self, optimizers, params, grads_ready, update_done, stepped=None):
         self.optimizers = optimizers
         self._grads_ready = grads_ready
         self._update_done = update_done
+        self._stepped_cb = stepped
         owner = {}
         for i, opt in enumerate(optimizers):
             for group in opt.param_groups:
@@ -99,7 +101,7 @@ class UpdateHooks:
             closure = kwargs.get("closure") if "closure" in kwargs else (
                 args[1] if len(args) > 1 else None)
             if closure is None:
-                self._grads_ready(self.params_of[i])
+                self._grads_ready(self.params_of[i], i)
                 return None
             wrapped = self._wrap(i, closure)
             if "closure" in kwargs:
@@ -114,12 +116,14 @@ class UpdateHooks:
             out = closure(*a, **kw)
             if first[0]:   # LBFGS calls it again at other weights: the first call's grads count
                 first[0] = False
-                self._grads_ready(self.params_of[i])
+                self._grads_ready(self.params_of[i], i)
             return out
         return closure_then_record
 
     def _post_hook(self, i):
         def hook(optimizer, args, kwargs):
+            if self._stepped_cb is not None:
+                self._stepped_cb(i)
             self.calls[i] += 1
             self._stepped.add(i)
             if len(self._stepped | self._skipped) == len(self.optimizers):

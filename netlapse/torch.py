@@ -28,6 +28,7 @@ from ._record.probe_plan import probe_layers
 from ._record.support import (host_dtype, module_entry, param_entry, probe_rejected,
                                require_open_run, split_probe, summary)
 from ._record.torch_dist import attach as _attach_dist
+from ._torch_grads import LiveGrads
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from ._torch_compiled import clean_name, eager_call, forget_compiled_code, has_compiled_parts, unwrap
 from ._torch_state import BufferSlots, state_summary
@@ -128,11 +129,14 @@ class Watcher:
         if self.probe is not None:
             self._check_probe()
             self._record_inputs()
-        self._updates = self._scaler = None
+        self._updates = self._scaler = self._live_grads = None
         self.skipped_updates = 0
         if self.optimizers:
+            if self.plan.grads and self._dist is None:   # grads read in place (_torch_grads.py)
+                self._live_grads = LiveGrads(run, len(self.optimizers), _readable_in_place)
             self._updates = UpdateHooks(self.optimizers, self.params, self._grads_ready,
-                                        self._after_update)
+                                        self._after_update,
+                                        stepped=None if self._live_grads is None else self._live_grads.stepped)
             self._handles.append(self._updates)
             if scaler is not None:
                 self._scaler = ScalerHooks(scaler, self._updates, self._update_skipped)
@@ -140,7 +144,8 @@ class Watcher:
         self._taps = ModuleTaps(self, model, self.leaves, activations=self.plan.activations,
                                 probe=self.probe is not None and self.probe_capture is not None,
                                 probe_in_graph=has_compiled_parts(model),
-                                on_forward=self._on_forward if self.optimizers and self.plan.weights else None)
+                                on_forward=self._on_forward if self.optimizers and (
+                                    self.plan.weights or self._live_grads) else None)
         if self._taps.installed:
             forget_compiled_code(model)   # compiled before watch(): retrace once, with the hooks
         _WATCHED[model] = self
@@ -283,11 +288,14 @@ class Watcher:
     def _readable_in_place(self) -> bool:
         if self._dist is not None and not self._dist.in_place_ok:
             return False
-        return all(p.device.type == "cpu" and p.dtype in _IN_PLACE_DTYPES and p.is_contiguous()
-                   for _, p in self.params)
+        return _readable_in_place([p for _, p in self.params])
 
     def _on_forward(self, module=None, args=None) -> None:
-        if self._weights_due is not None and not self._in_probe:
+        if self._in_probe:
+            return
+        if self._live_grads is not None:   # before a backward could add into handed-over grads
+            self._live_grads.release()
+        if self._weights_due is not None:
             self._send_weights_live()
 
     def _send_weights_live(self) -> None:
@@ -340,15 +348,26 @@ class Watcher:
         if stream in self.probe_names or stream.rsplit(":", 1)[0] in self.probe_names:
             self._record(self._stream("probe", stream), t, step, self.probe_capture)
 
-    def _record_grads(self, step: int, params=None) -> None:
-        if self.plan.grads and self.plan.due(step):
-            self._record_group("grads", [(n, p.grad) for n, p in (params or self.params)
-                                         if p.grad is not None], step, self.plan.grads)
+    def _record_grads(self, step: int, params=None, index: int | None = None) -> None:
+        if not (self.plan.grads and self.plan.due(step)):
+            return
+        named = [(n, p) for n, p in (params or self.params) if p.grad is not None]
+        live = self._live_grads if index is not None else None
+        if live is not None and named and live.wants(index):
+            tensors = [p.grad.detach() for _, p in named]
+            live.send(index, self._group("grads", named, tensors, self.plan.grads), step, named,
+                      self._copier)
+            return
+        self._record_group("grads", [(n, p.grad) for n, p in named], step, self.plan.grads)
+        if live is not None:
+            live.on_trial(index, named)   # may this optimizer's grads be read in place later?
 
-    def _grads_ready(self, params=None) -> None:
-        """An optimizer is about to update ``params`` (all watched ones when None)."""
+    def _grads_ready(self, params=None, index: int | None = None) -> None:
+        """Optimizer ``index`` is about to update ``params`` (all watched ones when None)."""
         self._settle()
-        self._record_grads(self.steps_taken + 1, params)
+        if self._live_grads is not None:
+            self._live_grads.release()
+        self._record_grads(self.steps_taken + 1, params, index)
         if self._dist is not None:   # activation stats reduced over the ranks (every rank)
             self._dist.grads_ready(self, self.steps_taken + 1)
 
@@ -379,6 +398,8 @@ class Watcher:
         if self.closed:
             return
         self._settle()
+        if self._live_grads is not None:
+            self._live_grads.close()
         self.closed = True
         self._taps.close()
         for h in self._handles:
@@ -394,6 +415,12 @@ class Watcher:
         if exc_type is not None:   # the run is marked failed (or interrupted) when it closes
             self.run._note_exception(exc_type, exc, tb)
         self.close()
+
+
+def _readable_in_place(tensors) -> bool:
+    """Whether numpy can read these tensors where they are (CPU, contiguous, a plain dtype)."""
+    return all(t.device.type == "cpu" and t.dtype in _IN_PLACE_DTYPES and t.is_contiguous()
+               for t in tensors)
 
 
 def _check_name(name, run) -> str | None:

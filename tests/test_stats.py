@@ -422,6 +422,72 @@ def test_summarize_many_mixed_list_equals_summarize():
     assert empty_stats.shape == (0, 8) and empty_hist.shape == (0, HIST_BINS)
 
 
+def _delta_cases():
+    rng = np.random.default_rng(11)
+    base = (rng.normal(size=(50, 40)) * 2).astype(np.float32)
+    step = (rng.normal(size=(50, 40)) * 1e-3).astype(np.float32)
+    with_nan = base.copy()
+    with_nan[3, 4] = np.nan
+    inf_pair = np.array([np.inf, 1.0, -np.inf, 2.0], np.float32)
+    return [
+        (base + step, base),                                         # float32, a small update
+        ((base + step).astype(np.float64), base.astype(np.float64)),  # float64
+        (with_nan, base),                                            # NaN in the new weights
+        (inf_pair, inf_pair.copy()),                                 # inf - inf is NaN
+        (base, base.copy()),                                         # no change: all zeros
+        (np.zeros(0, np.float32), np.zeros(0, np.float32)),          # empty
+        (np.array([1e308, -1.7e308, 0.0]), np.array([-1e308, 1e308, 0.0])),   # float64 > 2**450
+        (np.array([1e300, 2.0]), np.array([1e300, 1.0])),            # the delta is small again
+        (np.array([1.0, 2.0]), np.array([-1e300, 1.0])),             # only the delta is huge
+        ((base + step).astype(np.float16), base.astype(np.float16)),  # not a kernel dtype
+        (np.ascontiguousarray((base + step)[:, ::2]), base[:, ::2].copy()),   # prev's copy is fine
+        ((base + step).astype(np.float32), base.astype(np.float64)),  # dtypes differ: numpy path
+    ]
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_summarize_with_delta_equals_summaries_of_the_difference(kernel, monkeypatch):
+    if kernel and not kernel_available():
+        pytest.skip("compiled kernel not built")
+    if not kernel:
+        monkeypatch.setattr(_stats, "_kernel_module", None)
+    cases = _delta_cases()
+    arrays = [a for a, _ in cases]
+    prevs = [p.copy() for _, p in cases]
+    expected = []
+    for a, p in cases:
+        with np.errstate(all="ignore"):
+            diff = np.subtract(a, p.astype(a.dtype, copy=False)) if a.dtype != p.dtype else a - p
+        expected.append((summarize(a), summarize(diff.astype(p.dtype))))
+    dstats, dhist, stats, hist = _stats.summarize_with_delta(arrays, prevs)
+    for i, ((a, _), ((s, h), (ds, dh))) in enumerate(zip(cases, expected)):
+        np.testing.assert_array_equal(stats[i], s, err_msg=str(i))     # bit for bit
+        np.testing.assert_array_equal(hist[i], h, err_msg=str(i))
+        np.testing.assert_array_equal(dstats[i], ds, err_msg=str(i))
+        np.testing.assert_array_equal(dhist[i], dh, err_msg=str(i))
+        np.testing.assert_array_equal(prevs[i], a.astype(prevs[i].dtype), err_msg=str(i))  # the new copy
+
+
+@needs_kernel
+def test_summarize_with_delta_kernel_statuses():
+    """0: done; 1: not handled, prev untouched; 2: prev holds the difference (float64 beyond
+    2**450), summarized by the caller."""
+    a32 = np.arange(6, dtype=np.float32)
+    out = [np.empty((3, 8)), np.empty((3, HIST_BINS), np.int64),
+           np.empty((3, 8)), np.empty((3, HIST_BINS), np.int64)]
+    prevs = [np.ones(6, np.float32), np.ones(6, np.float64), np.array([-1e300, 0.0])]
+    arrays = [a32, a32, np.array([1.0, 1.0])]
+    status = _stats._kernel().summarize_with_delta(arrays, prevs, *out)
+    assert status == [0, 1, 2]
+    np.testing.assert_array_equal(prevs[0], a32)
+    np.testing.assert_array_equal(prevs[1], np.ones(6))             # untouched
+    np.testing.assert_array_equal(prevs[2], [1e300, 1.0])           # the difference
+    with pytest.raises(ValueError, match="differ in length"):
+        _stats._kernel().summarize_with_delta([a32], [], *[o[:1] for o in out])
+    with pytest.raises(ValueError, match="dstats holds"):
+        _stats._kernel().summarize_with_delta([a32], [a32.copy()], out[0][:1], out[1][:1], out[2], out[3][:1])
+
+
 def test_numpy_path_when_the_kernel_is_off(monkeypatch):
     monkeypatch.setattr(_stats, "_kernel_module", None)
     assert not kernel_available()

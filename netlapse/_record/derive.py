@@ -7,7 +7,8 @@
   (``saturated``), as float32 rows of ``<stream>/active`` and ``<stream>/saturated``.
 - Updates: when a weights stream's meta has ``updates: "stats"``, the writer keeps a copy of
   the weights it saw last and records the stats of ``w_k - w_(k-every)`` as the stream
-  ``updates/<param>``. Memory: one copy of every recorded weight tensor on the writer side
+  ``updates/<param>`` (one compiled pass per tensor: ``_stats.summarize_with_delta``).
+  Memory: one copy of every recorded weight tensor on the writer side
   (the model's parameter size in their host dtype); nothing on the training thread. A step
   that is not ``every`` after the previous one (a dropped step) restarts the difference.
 """
@@ -66,11 +67,16 @@ class Derived:
     def __init__(self):
         self._prev: dict[str, tuple[int, np.ndarray]] = {}
 
-    def take(self, specs, views, step: int) -> Derivation | None:
-        """Derive what ``specs`` ask for from ``views`` (read now; they may be live memory)."""
+    def summarize(self, specs, views, step: int) -> tuple[np.ndarray, np.ndarray, "Derivation | None"]:
+        """``(stats, hist, derivation)``: the summaries of ``views`` (read now; they may be live
+        memory) and what ``specs`` ask to derive from them.
+
+        A weight whose ``updates/`` row is due goes through ``_stats.summarize_with_delta``:
+        its summary, the summary of its difference to the last copy and the new copy, one
+        tensor at a time while it is in the cache, instead of four passes over the whole model.
+        """
         units = None
-        updates = []
-        deltas, targets = [], []
+        pairs: list[int] = []                   # weights whose difference to the copy is due
         for i, (spec, view) in enumerate(zip(specs, views)):
             meta = spec.meta
             u = meta.get("units")
@@ -79,20 +85,31 @@ class Derived:
                     units = [None] * len(specs)
                 units[i] = self._units(u, view)
             if meta.get("updates") == "stats":
-                d = self._delta(spec.name, meta, view, step)
-                if d is not None:
-                    deltas.append(d)
-                    targets.append(spec)
-        if deltas:
-            stats, hist = _stats.summarize_many(deltas)
-            for k, spec in enumerate(targets):
-                updates.append(("updates/" + spec.name.split("/", 1)[1], updates_meta(spec.meta),
-                                stats[k], hist[k]))
-            for spec, view in zip(targets, views_for(specs, views, targets)):
-                self._prev[spec.name][1][...] = view   # the delta buffer becomes the new copy
-        if units is None and not updates:
-            return None
-        return Derivation(units or [None] * len(specs), updates)
+                prev = self._prev.get(spec.name)
+                every = int(meta.get("every", 1))
+                if prev is None or prev[1].shape != view.shape or step - prev[0] != every:
+                    self._prev[spec.name] = (step, np.array(view, copy=True))   # restart
+                else:
+                    pairs.append(i)
+        if not pairs:
+            stats, hist = _stats.summarize_many(views)
+            return stats, hist, None if units is None else Derivation(units, [])
+        k = len(views)
+        stats = np.empty((k, _stats.N_STATS))
+        hist = np.empty((k, _stats.HIST_BINS), np.int64)
+        rest = [i for i in range(k) if i not in set(pairs)]
+        if rest:
+            stats[rest], hist[rest] = _stats.summarize_many([views[i] for i in rest])
+        prevs = [self._prev[specs[i].name][1] for i in pairs]
+        dstats, dhist, stats[pairs], hist[pairs] = _stats.summarize_with_delta(
+            [views[i] for i in pairs], prevs)
+        updates = []
+        for row, i in enumerate(pairs):
+            spec = specs[i]
+            self._prev[spec.name] = (step, prevs[row])
+            updates.append(("updates/" + spec.name.split("/", 1)[1], updates_meta(spec.meta),
+                            dstats[row], dhist[row]))
+        return stats, hist, Derivation(units or [None] * k, updates)
 
     def forget(self, specs) -> None:
         """The group's tensors changed while read: restart their differences."""
@@ -111,23 +128,3 @@ class Derived:
         if saturated is not None:
             rows["saturated"] = saturated
         return rows
-
-    def _delta(self, name: str, meta: dict, view: np.ndarray, step: int):
-        """``view - previous`` written into the previous copy's buffer (returned), or None at
-        the first step (or after a gap); the caller then refreshes the copy from ``view``."""
-        prev = self._prev.get(name)
-        every = int(meta.get("every", 1))
-        if prev is None or prev[1].shape != view.shape or step - prev[0] != every:
-            self._prev[name] = (step, np.array(view, copy=True))
-            return None
-        buf = prev[1]
-        with np.errstate(all="ignore"):   # inf - inf is NaN: data, not a warning
-            np.subtract(view, buf, out=buf)
-        self._prev[name] = (step, buf)
-        return buf
-
-
-def views_for(specs, views, targets):
-    """The views of ``targets`` (a subsequence of ``specs``), in order."""
-    want = {id(t) for t in targets}
-    return [v for s, v in zip(specs, views) if id(s) in want]

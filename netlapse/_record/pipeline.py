@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -199,7 +200,7 @@ class LiveCapture:
     the writer reading and is about to wait).
     """
 
-    PENDING, READING, DONE, COPIED = range(4)
+    PENDING, READING, DONE, COPIED, LOST = range(5)   # LOST: changed before it was read
     hook: Callable[["LiveCapture", str], None] | None = None
 
     def __init__(self, group: Group, step: int, arrays: list, fill: Callable[[list], object],
@@ -294,6 +295,13 @@ class Pipeline:
         """Return once the writer no longer needs ``cap``'s live tensors (copy them if it has
         not started on them; wait if it is reading them)."""
         with cap.cond:
+            if cap.state == LiveCapture.PENDING and not cap.unchanged():
+                cap.state = LiveCapture.LOST   # the writer skips it
+                cap.cond.notify_all()
+                warnings.warn(f"netlapse: {', '.join(cap.names)} changed in place before step "
+                              f"{cap.step} of them was read; that step of them is not stored.",
+                              RuntimeWarning, stacklevel=2)
+                return
             if cap.state == LiveCapture.PENDING:
                 entry = self.pool.acquire(cap.group, self._check_alive)
                 cap.fill(entry[1])

@@ -60,12 +60,6 @@ class StoreSink(Protocol):
         """Publish everything written so far, atomically; ``extra`` goes into the commit record."""
 
 
-def _summarize_all(views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stats (k, N_STATS) and histograms (k, HIST_BINS) of every tensor of a group (one
-    kernel call)."""
-    return _stats.summarize_many(views)
-
-
 @dataclass
 class _StreamBatch:
     """Steps of one stream since the last commit.
@@ -230,6 +224,8 @@ class WriterLoop:
             live = cap.state == LiveCapture.PENDING
             if live:
                 cap.state = LiveCapture.READING
+        if cap.state == LiveCapture.LOST:   # changed before it was read (settle warned)
+            return
         if not live:   # the training thread copied them (settle came first)
             self._store(cap.group, cap.step, cap.entry[1])
             self.pool.release(cap.group, cap.entry)
@@ -269,9 +265,8 @@ class WriterLoop:
         if all(spec.full for spec in group.specs):   # summarize the copies, not live memory
             views = [b.next_row() for b in batches]
             stats = None
-        else:
-            stats, hist = _summarize_all(views)
-            derived = self._derived.take(group.specs, views, step)   # before done(): live views
+        else:   # before done(): they may be live views
+            stats, hist, derived = self._derived.summarize(group.specs, views, step)
         if check is not None and not check():
             self._derived.forget(group.specs)
             warnings.warn(f"netlapse: {', '.join(s.name for s in group.specs)} changed in place "
@@ -281,8 +276,7 @@ class WriterLoop:
         if done is not None:
             done()
         if stats is None:
-            stats, hist = _summarize_all(views)
-            derived = self._derived.take(group.specs, views, step)
+            stats, hist, derived = self._derived.summarize(group.specs, views, step)
         for i, (spec, batch) in enumerate(zip(group.specs, batches)):
             batch.steps.append(step)
             batch.stats.append(stats[i])
