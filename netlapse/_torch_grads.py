@@ -51,7 +51,8 @@ class LiveGrads:
     def send(self, i: int, group, step: int, named: list, fill) -> None:
         """Hand optimizer ``i``'s grads (``named``: (name, param) pairs with grads) over live."""
         params = [p for _, p in named]
-        tensors = [p.grad.detach() for p in params]
+        grads = [p.grad for p in params]         # the objects: dropped means p.grad is not g
+        tensors = [g.detach() for g in grads]    # (a detached view shares the version counter)
         if not self.readable(tensors):
             self.live[i] = False
             self.run.record_group(group, step, fill(tensors))
@@ -64,7 +65,7 @@ class LiveGrads:
         cap = self.run.record_live(group, step, [t.numpy() for t in tensors], fill(tensors),
                                    unchanged)
         if cap is not None:
-            self._attached.append((i, cap, params, tensors, versions))
+            self._attached.append((i, cap, params, grads, versions))
 
     def on_trial(self, i: int, named: list) -> None:
         """Optimizer ``i``'s grads were just copied; watch whether this update qualifies it."""
@@ -111,10 +112,10 @@ class LiveGrads:
             self._held.popleft()
 
     def close(self) -> None:
-        """Settle everything: after this the writer reads nothing of the model's grads."""
+        """Settle the grads still attached to their parameters (the writer keeps dropped ones:
+        nothing changes them)."""
         self.release()
-        while self._held:
-            self.run.settle(self._held.popleft())
+        self._held.clear()
 
 
 def _dropped(params, tensors) -> bool:
