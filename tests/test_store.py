@@ -202,3 +202,40 @@ def test_new_streams_enter_run_json_once_per_commit(tmp_path, monkeypatch):
     r = nl.open_run(tmp_path / "run")
     assert len(r.streams()) == 41
     np.testing.assert_array_equal(r["weights/w6"].at(1), np.full(3, 106, np.float32))
+
+
+def test_small_arrays_written_without_zarr_read_back_through_plain_zarr(tmp_path):
+    # after the first array of a layout, the writer makes the others by writing their
+    # zarr.json itself (store/writer.py, _LikeArray): plain zarr must read every one of them,
+    # with the same metadata as the one zarr made, and the values the reader gives
+    import zarr
+
+    rng = np.random.default_rng(3)
+    with nl.Run(tmp_path / "r") as run:
+        for step in range(1, 1100):   # past one chunk of 1024 rows: the arrays were resized
+            for i in range(5):
+                run.record_array(f"weights/layer{i}.w", rng.normal(size=(3, 4)), step=step,
+                                 full=False)
+            run.log(step, loss=float(step), acc=float(-step))
+            if step == 600:
+                run.flush()
+    r = nl.open_run(tmp_path / "r")
+    root = zarr.open_group(str(tmp_path / "r" / "data"), mode="r")
+    first = None
+    for i in range(5):
+        s = r[f"weights/layer{i}.w"]
+        for key in ("steps", "stats", "hist"):
+            a = root[f"weights/layer{i}.w/{key}"]
+            assert a.shape[0] >= s.length == 1099
+            meta = a.metadata.to_dict()
+            meta.pop("shape")
+            if i == 0:
+                first = first or {}
+                first[key] = meta
+            else:
+                assert meta == first[key], (i, key)
+        np.testing.assert_array_equal(root[f"weights/layer{i}.w/steps"][:1099], s.steps)
+        from netlapse._stats import STAT_NAMES
+        np.testing.assert_array_equal(root[f"weights/layer{i}.w/stats"][:1099],
+                                      s.stats[list(STAT_NAMES)].to_numpy())
+    np.testing.assert_array_equal(root["_metrics/step"][:1099], np.arange(1, 1100))
