@@ -3,7 +3,9 @@
 Every variant runs in its own subprocess with ``torch.set_num_threads(1)``; repetitions are
 interleaved (rep 1 of every variant, then rep 2, ...) so that load from other processes falls
 on all variants alike. Prints a markdown table: median step time (min-max over repetitions of
-the per-run median), ratio to the bare run of the same repetition (median, min-max), CPU time per step of the training thread and of all other
+the per-run median), ratio to the bare run of the same repetition (median, min-max), the same
+ratio of mean step times (what a long training pays: waits for the writer included), CPU time
+per step of the training thread and of all other
 threads (netlapse's writer, TensorBoard's and W&B's workers), peak RSS (``VmHWM`` of the child),
 bytes written per step, and for netlapse the seconds the training thread waited for the writer
 and the seconds ``close()`` took to drain what was still queued.
@@ -261,10 +263,10 @@ def _fmt_range(values: list, fmt: str = "{:.2f}") -> str:
 
 
 def table(results: list) -> str:
-    rows = ["| model | variant | step ms, median (min-max) | × bare | CPU ms/step: training "
-            "thread + other threads | training-thread CPU × bare | peak RSS MB | bytes/step "
-            "| waited s | close s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| model | variant | step ms, median (min-max) | × bare | mean step × bare | CPU "
+            "ms/step: training thread + other threads | training-thread CPU × bare | peak RSS MB "
+            "| bytes/step | waited s | close s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     groups = sorted({(r["model"], r.get("threads", 1)) for r in results},
                     key=lambda k: (MODELS.index(k[0]), k[1]))
     for model, threads in groups:
@@ -280,18 +282,23 @@ def table(results: list) -> str:
             if not rs:
                 continue
             if "skipped" in rs[0]:
-                rows.append(f"| {label} | {variant} | skipped: {rs[0]['skipped']} | | | | | | | |")
+                rows.append(f"| {label} | {variant} | skipped: {rs[0]['skipped']} | | | | | | | | |")
                 continue
             meds = [r["median_ms"] for r in rs]
             # each repetition against the bare run of the same repetition (run minutes apart,
             # under the same load), falling back to the median bare
             bare_of = {r["rep"]: r["median_ms"] for r in mine if r["variant"] == base}
             ratios = [r["median_ms"] / bare_of.get(r.get("rep"), bare_med) for r in rs]
+            # the mean step (waits for the writer included) against the bare run's mean
+            bare_mean = {r["rep"]: r["mean_ms"] for r in mine if r["variant"] == base}
+            bare_mean_med = statistics.median(bare_mean.values()) if bare_mean else float("nan")
+            mean_ratios = [r["mean_ms"] / bare_mean.get(r.get("rep"), bare_mean_med) for r in rs]
             done = "" if all(r.get("complete", True) for r in rs) else " (INCOMPLETE)"
             if "graphs" in rs[0]:   # Dynamo: graphs / graph breaks / frames compiled
                 done += " [{graphs} graph, {breaks} breaks, {frames} frames]".format(**rs[0])
             rows.append(
                 f"| {label} | {variant}{done} | {_fmt_range(meds)} | {_fmt_range(ratios)} "
+                f"| {_fmt_range(mean_ratios)} "
                 f"| {statistics.median(r['train_cpu_ms'] for r in rs):.2f} + "
                 f"{statistics.median(r['cpu_ms'] - r['train_cpu_ms'] for r in rs):.2f} "
                 f"| {statistics.median(r['train_cpu_ms'] for r in rs) / bare_cpu:.2f} "

@@ -488,6 +488,35 @@ def test_summarize_with_delta_kernel_statuses():
         _stats._kernel().summarize_with_delta([a32], [a32.copy()], out[0][:1], out[1][:1], out[2], out[3][:1])
 
 
+@pytest.mark.parametrize("kernel", [True, False])
+def test_histogram_many_on_given_edges_equals_histogram(kernel, monkeypatch):
+    # a rank's shard counted on the edges of the min/max of the whole tensor (torch_dist.py):
+    # equal to _stats.histogram of the shard's finite values on those edges
+    if kernel and not kernel_available():
+        pytest.skip("compiled kernel not built")
+    if not kernel:
+        monkeypatch.setattr(_stats, "_kernel_module", None)
+    rng = np.random.default_rng(5)
+    whole = rng.normal(size=4000).astype(np.float32)
+    whole[::97] = np.round(whole[::97] * 4) / 4          # values on bin edges
+    parts = np.array_split(whole, 3)
+    parts[1] = parts[1].copy()
+    parts[1][7] = np.nan                                 # left out
+    arrays = parts + [parts[0].astype(np.float64), np.zeros(0, np.float32),
+                      np.full(5, 2.0, np.float32), np.array([1.0, 1.0 + 2 ** -40]),
+                      parts[2].astype(np.float16)]
+    lo = [whole.min()] * 4 + [0.0, 2.0, 1.0, whole.min()]
+    hi = [whole.max()] * 4 + [1.0, 2.0, 1.0 + 2 ** -40, whole.max()]
+    got = _stats.histogram_many(arrays, lo, hi)
+    for i, a in enumerate(arrays):
+        a64 = a[np.isfinite(a)].astype(np.float64)
+        np.testing.assert_array_equal(got[i], _stats.histogram(a64, float(lo[i]), float(hi[i])),
+                                      err_msg=str(i))
+    joined = np.concatenate(parts)                       # the shards together: the whole tensor
+    assert np.nanmin(joined) == whole.min() and np.nanmax(joined) == whole.max()
+    np.testing.assert_array_equal(got[:3].sum(0), summarize(joined)[1])
+
+
 def test_numpy_path_when_the_kernel_is_off(monkeypatch):
     monkeypatch.setattr(_stats, "_kernel_module", None)
     assert not kernel_available()

@@ -105,28 +105,17 @@ def _hist(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return torch.bincount(idx, minlength=HIST_BINS).to(torch.float64)
 
 
-def _np_hist(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """``_stats.histogram`` of finite values of any float dtype, computed in float64."""
-    if x.dtype != np.float64:
-        a64 = _stats._scratch(x.size)[0]   # histogram() uses the other scratch buffers
-        np.copyto(a64, x, casting="unsafe")
-        x = a64
-    return _stats.histogram(x, lo, hi)
-
-
-def _partials_cpu(arrays: list) -> tuple[np.ndarray, list]:
+def _partials_cpu(arrays: list) -> np.ndarray:
     """Partial rows of float32/float64 CPU arrays with the compiled kernel (one call)."""
     stats, _ = _stats.summarize_many(arrays)
     rows = np.zeros((len(arrays), _ROW))
-    finite = []
     for i, x in enumerate(arrays):
         n = x.size
         mean, std, lo, hi, _, mean_abs, zero_frac, nonfinite = stats[i]
         m = n - int(nonfinite)
         rows[i, :5] = 1, n, round(zero_frac * n) if n else 0, nonfinite, m
         rows[i, 5:] = (mean, std * std * m, mean_abs * m, lo, hi) if m else (0, 0, 0, np.inf, -np.inf)
-        finite.append(x if m == n else x[np.isfinite(x)])
-    return rows, finite
+    return rows
 
 
 def _partials_torch(t) -> tuple[np.ndarray, object]:
@@ -164,17 +153,15 @@ def reduce_stats(ctx, tensors: list, what: str):
     k = len(tensors)
     rows = np.zeros((k, _ROW))
     rows[:, 8], rows[:, 9] = np.inf, -np.inf
-    finite: list = [None] * k
+    finite: list = [None] * k   # other tensors: their finite values, for the histogram
     fast = [i for i, t in enumerate(tensors) if t is not None and t.device.type == "cpu"
             and t.dtype in _KERNEL_DTYPES]
+    fast_set = set(fast)
+    arrays = [tensors[i].reshape(-1).contiguous().numpy() for i in fast]
     if fast:
-        arrays = [tensors[i].reshape(-1).contiguous().numpy() for i in fast]
-        fast_rows, fast_finite = _partials_cpu(arrays)
-        rows[fast] = fast_rows
-        for i, x in zip(fast, fast_finite):
-            finite[i] = x
+        rows[fast] = _partials_cpu(arrays)
     for i, t in enumerate(tensors):
-        if t is not None and finite[i] is None:
+        if t is not None and i not in fast_set:
             rows[i], finite[i] = _partials_torch(t)
     every = ctx.all_gather(torch.from_numpy(rows), f"{what} (all-gather of partial stats)").numpy()
     count = every[:, :, 4].sum(0)
@@ -183,13 +170,12 @@ def reduce_stats(ctx, tensors: list, what: str):
         ssd = (every[:, :, 6] + every[:, :, 4] * (every[:, :, 5] - mean) ** 2).sum(0)
     lo, hi = every[:, :, 8].min(0), every[:, :, 9].max(0)
     hist = np.zeros((k, HIST_BINS))
+    if fast:   # on the edges of the merged min/max (the compiled kernel counts in place)
+        hist[fast] = _stats.histogram_many(arrays, lo[fast], hi[fast])
     for i, x in enumerate(finite):
         if x is None or len(x) == 0 or count[i] == 0:
             continue
-        if isinstance(x, np.ndarray):
-            hist[i] = _np_hist(x, float(lo[i]), float(hi[i]))
-        else:
-            hist[i] = _hist(x, float(lo[i]), float(hi[i])).cpu().numpy()
+        hist[i] = _hist(x, float(lo[i]), float(hi[i])).cpu().numpy()
     hist = ctx.all_reduce(torch.from_numpy(hist), "sum", f"{what} (all-reduce of histograms)").numpy()
     n, zeros, nonfinite = every[:, :, 1].sum(0), every[:, :, 2].sum(0), every[:, :, 3].sum(0)
     stats = np.full((k, N_STATS), np.nan)
