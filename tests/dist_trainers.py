@@ -128,3 +128,6 @@ if __name__ == "__main__":
     # sometimes abort the process ("terminate called without an active exception")
     if dist.is_initialized():
         dist.destroy_process_group()
+    from dist_worker import exit_without_finalizing
+
+    exit_without_finalizing()

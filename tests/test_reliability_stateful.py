@@ -115,7 +115,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.run.close()
         self.flush_all_expected()
         r = nl.open_run(self.path)
-        assert r.status == "finished"
+        assert r.status == "finished", r.manifest.get("error")
         self.check(r)
         self.run = nl.Run(self.path, resume=True, flush_every=self.flush_every)
         assert self.run.step == r.last_step()
@@ -167,7 +167,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.run.close()
         self.flush_all_expected()
         r = nl.open_run(self.path)
-        assert r.status == "finished"
+        assert r.status == "finished", r.manifest.get("error")
         self.check(r)
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -239,3 +239,32 @@ def test_small_arrays_written_without_zarr_read_back_through_plain_zarr(tmp_path
         np.testing.assert_array_equal(root[f"weights/layer{i}.w/stats"][:1099],
                                       s.stats[list(STAT_NAMES)].to_numpy())
     np.testing.assert_array_equal(root["_metrics/step"][:1099], np.arange(1, 1100))
+
+
+def test_resume_of_a_run_cut_off_before_its_first_commit(tmp_path):
+    # full tensors are written as soon as a 4 MiB block fills, before any commit: a run cut
+    # off then has arrays on disk but no commit.json. Resuming it must find those arrays
+    # (not try to make them again), and everything recorded after is readable.
+    import shutil
+
+    from netlapse.store.writer import StoreWriter
+
+    run = nl.Run(tmp_path / "a", flush_every=3600)
+    big = np.ones((1024, 1024), np.float32)          # 4 MiB: one block a step
+    # what the run's writer does when a block fills before the first commit
+    StoreWriter(tmp_path / "a", run._manifest).write_values(
+        "weights/w", {"kind": "weights", "capture": "full", "shape": [1024, 1024]}, 0,
+        np.stack([big, 2 * big]))
+    assert (tmp_path / "a" / "data" / "weights" / "w" / "values" / "zarr.json").exists()
+    assert not (tmp_path / "a" / "commit.json").exists()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")   # the folder as a crash leaves it
+    run.close()
+    with nl.Run(tmp_path / "b", resume=True) as again:
+        for k in range(1, 3):
+            again.record_array("weights/w", big * (10 + k), step=k)
+            again.record_array("weights/v", big[:2] * k, step=k)
+    r = nl.open_run(tmp_path / "b")
+    assert r.status == "finished"
+    assert list(r["weights/w"].steps) == [1, 2]
+    np.testing.assert_array_equal(r["weights/w"].at(2), big * 12)
+    np.testing.assert_array_equal(r["weights/v"].at(1), big[:2])

@@ -144,7 +144,9 @@ class StoreWriter:
         self.metric_names: list[str] = []
         self.seq = 0
         self._new_streams: dict[str, dict] = {}
-        self._resume = resume
+        # arrays already on disk (a resumed run; or one cut off before its first commit, which
+        # made arrays but published none): looked up before anything is made
+        self._resume = resume or any(p.name != ZARR_JSON for p in (self.root / DATA_DIR).iterdir())
         self._templates: dict[tuple, tuple] = {}   # layout -> (zarr array, its zarr.json)
         self._groups_made: set[str] = set()        # group paths with a zarr.json (see _make_groups)
         if resume:
@@ -212,6 +214,9 @@ class StoreWriter:
         are all made by this writer: no lookup (about 0.6 ms each through zarr)."""
         if not self._resume:
             return None
+        # a folder copied or cut off mid-write can hold an array without its group's zarr.json
+        # (zarr then does not find the array, and refuses to make it again): put those back
+        self._make_groups(name.rsplit("/", 1)[0])
         try:
             return self.group[name]
         except KeyError:
