@@ -11,6 +11,7 @@ trace cleanly under ``torch.compile``; ``_torch_compiled``: names without ``_ori
 from __future__ import annotations
 
 import functools
+import warnings
 import weakref
 
 try:
@@ -34,7 +35,7 @@ from ._torch_compiled import clean_name, eager_call, forget_compiled_code, has_c
 from ._torch_state import BufferSlots, state_summary
 from ._torch_taps import MAX_CALLS, ModuleTaps
 from ._record.unitmeta import torch_unit_meta
-from .errors import NetlapseError
+from .errors import CollectiveError, NetlapseError
 
 __all__ = ["watch", "Watcher", "model_summary", "MAX_CALLS"]
 
@@ -311,7 +312,10 @@ class Watcher:
             [t.numpy() for t in tensors], self._copier(tensors), unchanged)
 
     def _settle(self) -> None:
-        """Before weights may change: the writer has read (or has a copy of) the last ones."""
+        """Before weights may change: the writer has read (or has a copy of) the last ones.
+        In a process group: the histograms reduced since the last capture are recorded."""
+        if self._dist is not None:
+            self._dist.settle()
         if self._weights_due is not None:
             step, self._weights_due = self._weights_due, None
             self._record_group("weights", self.params, step, self.plan.weights)
@@ -397,7 +401,12 @@ class Watcher:
         """Remove every hook. The run stays open (close it with run.close())."""
         if self.closed:
             return
-        self._settle()
+        try:
+            self._settle()
+        except CollectiveError as exc:   # a peer died: already raised once where it happened
+            self._dist.drop_pending()
+            warnings.warn(f"netlapse: the last reduced stats were not recorded: {exc}",
+                          RuntimeWarning, stacklevel=2)
         if self._live_grads is not None:
             self._live_grads.close()
         self.closed = True

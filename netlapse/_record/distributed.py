@@ -103,6 +103,15 @@ class Context:
         self._call(what, dist.all_reduce, moved, op=red)
         return moved.to(tensor.device) if moved is not tensor else tensor
 
+    def all_reduce_later(self, tensor, op: str, what: str) -> "Later":
+        """Start an all-reduce of ``tensor`` in place without waiting for it; ``Later.wait()``
+        returns the reduced tensor (every rank must start the same ones in the same order)."""
+        dist = self.dist
+        red = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op]
+        moved = tensor.to(self.device)
+        work = self._call(what, dist.all_reduce, moved, op=red, async_op=True)
+        return Later(self, work, moved, tensor.device, what)
+
     def all_gather(self, tensor, what: str):
         """Every rank's ``tensor`` stacked: shape ``(world,) + tensor.shape``."""
         import torch
@@ -135,6 +144,18 @@ class Context:
         if how == "mean":
             values = [v / self.world for v in values]
         return dict(zip(keys, values))
+
+
+class Later:
+    """A collective started with ``async_op=True``: the job's own process group carries it
+    while training goes on; ``wait()`` blocks until it is done (at most the group's timeout)."""
+
+    def __init__(self, ctx: Context, work, tensor, device, what: str):
+        self.ctx, self.work, self.tensor, self.device, self.what = ctx, work, tensor, device, what
+
+    def wait(self):
+        self.ctx._call(self.what, self.work.wait)
+        return self.tensor.to(self.device)
 
 
 class _SilentPool:

@@ -140,7 +140,19 @@ def _partials_torch(t) -> tuple[np.ndarray, object]:
     return row, x
 
 
-def reduce_stats(ctx, tensors: list, what: str):
+class ReducedLater:
+    """``reduce_stats(..., later=True)``: the stats are known, the histograms' all-reduce is
+    under way; ``result()`` waits for it and returns ``(stats, hist, present)``."""
+
+    def __init__(self, stats, later, present):
+        self.stats, self.later, self.present = stats, later, present
+
+    def result(self):
+        hist = self.later.wait().cpu().numpy()
+        return self.stats, np.rint(hist).astype(np.int64), self.present
+
+
+def reduce_stats(ctx, tensors: list, what: str, later: bool = False):
     """Stats and histograms of tensors split over the ranks, as if each were one tensor.
 
     ``tensors[i]`` is this rank's part of tensor ``i`` (a plain tensor, possibly empty, or None
@@ -148,7 +160,8 @@ def reduce_stats(ctx, tensors: list, what: str):
     Returns ``(stats (k, 8), hist (k, 64) int64, present (k,) bool)``; ``present[i]`` is False
     when no rank had tensor ``i``. Two collectives: an all-gather of each rank's partial rows
     (count, mean, squared deviations, ... merged exactly as Chan et al.), then an all-reduce
-    of the histograms on the edges of the merged min/max.
+    of the histograms on the edges of the merged min/max. ``later``: do not wait for the
+    second; return a ``ReducedLater`` (its ``result()`` gives the same three).
     """
     k = len(tensors)
     rows = np.zeros((k, _ROW))
@@ -176,7 +189,11 @@ def reduce_stats(ctx, tensors: list, what: str):
         if x is None or len(x) == 0 or count[i] == 0:
             continue
         hist[i] = _hist(x, float(lo[i]), float(hi[i])).cpu().numpy()
-    hist = ctx.all_reduce(torch.from_numpy(hist), "sum", f"{what} (all-reduce of histograms)").numpy()
+    hist_what = f"{what} (all-reduce of histograms)"
+    if later:
+        pending = ctx.all_reduce_later(torch.from_numpy(hist), "sum", hist_what)
+    else:
+        hist = ctx.all_reduce(torch.from_numpy(hist), "sum", hist_what).numpy()
     n, zeros, nonfinite = every[:, :, 1].sum(0), every[:, :, 2].sum(0), every[:, :, 3].sum(0)
     stats = np.full((k, N_STATS), np.nan)
     stats[:, 7] = nonfinite
@@ -189,7 +206,10 @@ def reduce_stats(ctx, tensors: list, what: str):
     stats[ok, 3] = hi[ok]
     stats[ok, 4] = np.sqrt(ssd[ok] + count[ok] * mean[ok] * mean[ok])
     stats[ok, 5] = every[:, ok, 7].sum(0) / count[ok]
-    return stats, np.rint(hist).astype(np.int64), every[:, :, 0].sum(0) > 0
+    present = every[:, :, 0].sum(0) > 0
+    if later:
+        return ReducedLater(stats, pending, present)
+    return stats, np.rint(hist).astype(np.int64), present
 
 
 # ---------------------------------------------------------------------------------- models
@@ -214,6 +234,7 @@ class DistWatch:
         self.sharded = self.legacy is not None or any(
             _is_dtensor(p) for p in self.module.parameters())
         self._held: dict = {}
+        self._pending: list = []   # (ReducedLater, record(stats, hist, present)): see settle
         self._prev: dict = {}   # name -> (step, this rank's weight shard then): updates/<param>
         self._reduced = -1
         self._groups: dict = {}
@@ -271,9 +292,15 @@ class DistWatch:
         updates = kind == "weights" and getattr(watcher, "updates", None) == "stats"
         if updates:   # updates/<param>: w_k - w_(k-every) per shard, reduced with the weights
             parts = parts + self._deltas(named, parts, step, watcher.plan.every)
-        stats, hist, present = reduce_stats(self.ctx, parts, f"{kind} stats at step {step}")
+        reduced = reduce_stats(self.ctx, parts, f"{kind} stats at step {step}", later=True)
+        self._pending.append((reduced, lambda stats, hist, present: self._record_stats(
+            watcher, kind, named, params, parts, step, updates, stats, hist, present)))
+
+    def _record_stats(self, watcher, kind, named, params, parts, step, updates, stats, hist,
+                      present) -> None:
         if not self.is_writer:
             return
+        k = len(named)
         specs = [(name, self._global_shape(t, params[i]),
                   t.dtype if t is not None else params[i].dtype)
                  for i, (name, t) in enumerate(named)]
@@ -343,6 +370,19 @@ class DistWatch:
                 for n, shape, dtype in specs)
         return group
 
+    def settle(self) -> None:
+        """Wait for the histogram all-reduces started at earlier captures and record their
+        rows (rank 0). They ran while training went on: by the next capture (where the watcher
+        calls this, and in ``run.flush()`` and at close) they are normally done. Waiting
+        starts no collective, so any rank may do it at any time."""
+        pending, self._pending = self._pending, []
+        for reduced, record in pending:
+            record(*reduced.result())
+
+    def drop_pending(self) -> None:
+        """After a failed collective: nothing more to wait for."""
+        self._pending = []
+
     # ------------------------------------------------------------------ activations
     def hold(self, stream: str, t) -> None:
         """Keep this rank's activation ``stream`` (a layer, or ``<layer>:2`` for its second
@@ -368,7 +408,11 @@ class DistWatch:
         names = [n for n, _ in watcher.leaves]
         names += sorted(set(held) - set(names))
         tensors = [held.get(n) for n in names]
-        stats, hist, present = reduce_stats(self.ctx, tensors, f"activation stats at step {step}")
+        reduced = reduce_stats(self.ctx, tensors, f"activation stats at step {step}", later=True)
+        self._pending.append((reduced, lambda stats, hist, present: self._record_activations(
+            watcher, step, names, tensors, stats, hist, present)))
+
+    def _record_activations(self, watcher, step, names, tensors, stats, hist, present) -> None:
         if not self.is_writer:
             return
         keep = [i for i in range(len(names)) if present[i] and tensors[i] is not None]
