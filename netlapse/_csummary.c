@@ -447,6 +447,22 @@ static int get_out_buffer(PyObject *obj, Py_buffer *view, const char *name, cons
     return 0;
 }
 
+/* A new list of the k ints of status (NULL with an exception set on failure). */
+static PyObject *status_list(const int *status, Py_ssize_t k)
+{
+    PyObject *result = PyList_New(k);
+    Py_ssize_t i;
+    for (i = 0; result != NULL && i < k; i++) {
+        PyObject *v = PyLong_FromLong(status[i]);
+        if (v == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, v);
+    }
+    return result;
+}
+
 PyDoc_STRVAR(summarize_many_doc,
 "summarize_many(arrays, stats, hist) -> list[int]\n\n"
 "Summarize each C-contiguous float32/float64 buffer in ``arrays`` into row i of ``stats``\n"
@@ -510,19 +526,11 @@ static PyObject *summarize_many(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    result = PyList_New(k);
     for (i = 0; i < k; i++) {
         if (kinds[i] >= 0)
             PyBuffer_Release(&views[i]);
-        if (result != NULL) {
-            PyObject *v = PyLong_FromLong(status[i]);
-            if (v == NULL) {
-                Py_CLEAR(result);
-                continue;
-            }
-            PyList_SET_ITEM(result, i, v);
-        }
     }
+    result = status_list(status, k);
 
 done:
     PyMem_Free(views);
@@ -653,21 +661,13 @@ static PyObject *summarize_with_delta(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    result = PyList_New(k);
     for (i = 0; i < k; i++) {
         if (kinds[i] >= 0) {
             PyBuffer_Release(&views[i]);
             PyBuffer_Release(&pviews[i]);
         }
-        if (result != NULL) {
-            PyObject *v = PyLong_FromLong(status[i]);
-            if (v == NULL) {
-                Py_CLEAR(result);
-                continue;
-            }
-            PyList_SET_ITEM(result, i, v);
-        }
     }
+    result = status_list(status, k);
 
 done:
     PyMem_Free(views);
@@ -779,19 +779,12 @@ static PyObject *histogram_many(PyObject *self, PyObject *args)
                             (int64_t *)hist_view.buf + i * NBINS);
     }
     Py_END_ALLOW_THREADS
-    result = PyList_New(k);
     for (i = 0; i < k; i++) {
         if (kinds[i] >= 0)
             PyBuffer_Release(&views[i]);
-        if (result != NULL) {
-            PyObject *v = PyLong_FromLong(kinds[i] < 0);
-            if (v == NULL) {
-                Py_CLEAR(result);
-                continue;
-            }
-            PyList_SET_ITEM(result, i, v);
-        }
+        kinds[i] = kinds[i] < 0;   /* the status: 1 = not handled */
     }
+    result = status_list(kinds, k);
 
 done:
     PyMem_Free(views);
