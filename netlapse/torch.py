@@ -383,6 +383,8 @@ class Watcher:
             self._steps += 1
             self.run.step = max(self.run.step, self._steps)
         self._record_state(self.steps_taken)
+        if self._dist is not None:   # reduce what this step took over the ranks (torch_dist.py)
+            self._dist.after_update(self.steps_taken)
 
     def _update_skipped(self, index: int) -> None:
         """The AMP scaler skipped an optimizer's update (Inf/NaN grads): not a step; counted."""
@@ -401,6 +403,8 @@ class Watcher:
         """Remove every hook. The run stays open (close it with run.close())."""
         if self.closed:
             return
+        if self._dist is not None:
+            self._dist.drop_batch()   # grads taken for an update that never happened
         try:
             self._settle()
         except CollectiveError as exc:   # a peer died: already raised once where it happened

@@ -149,9 +149,10 @@ def test_collectives_only_at_captured_steps(equal_launch):
     calls = [r["calls"] for r in ranks]
     assert [r["resumed"] for r in ranks] == [7, 7]   # Run(resume=True): rank 0's last step
     assert calls[0] == calls[1], "the ranks made different collectives"
-    # (name, run.step when called): the activations of steps 3 and 6 are reduced in the
-    # optimizer's pre-step hook (run.step is 2, then 5): one all-gather and one all-reduce
-    assert calls[0] == [["all_gather", 2], ["all_reduce", 2], ["all_gather", 5], ["all_reduce", 5]]
+    # (name, run.step when called): the activations of steps 3 and 6 are reduced right after
+    # those updates (run.step is 3, then 6), with the rest of the step: one all-gather and one
+    # all-reduce (started, not waited for)
+    assert calls[0] == [["all_gather", 3], ["all_reduce", 3], ["all_gather", 6], ["all_reduce", 6]]
     run = nl.open_run(launch.tmp / "rank0" / "runs" / "count")
     assert list(run["activations/fc1"].steps) == [3, 6]
     assert list(run["grads/fc1.weight"].steps) == [3, 6]
@@ -183,7 +184,8 @@ def test_dead_rank(tmp_path):
     assert "CollectiveError" in text0 and "activation stats at step 3" in text0
     steps = _committed(tmp_path / "rank0" / "runs" / "fail")
     assert steps["activations/fc1"] == [1, 2]
-    assert steps["weights/fc1.weight"] == [0, 1, 2]
+    # rank 0 made update 3 (its weights need no collective here); the reduction after it failed
+    assert steps["weights/fc1.weight"] == [0, 1, 2, 3]
     assert launch.files_of_rank1() == []
 
 

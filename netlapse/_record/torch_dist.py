@@ -235,6 +235,7 @@ class DistWatch:
             _is_dtensor(p) for p in self.module.parameters())
         self._held: dict = {}
         self._pending: list = []   # (ReducedLater, record(stats, hist, present)): see settle
+        self._batch: list = []     # (parts, record, kind) taken at this step, not reduced yet
         self._prev: dict = {}   # name -> (step, this rank's weight shard then): updates/<param>
         self._reduced = -1
         self._groups: dict = {}
@@ -288,13 +289,35 @@ class DistWatch:
 
     def _take_stats(self, watcher, kind, named, params, step) -> None:
         parts = [_local(t) for _, t in named]
-        k = len(parts)
         updates = kind == "weights" and getattr(watcher, "updates", None) == "stats"
         if updates:   # updates/<param>: w_k - w_(k-every) per shard, reduced with the weights
             parts = parts + self._deltas(named, parts, step, watcher.plan.every)
-        reduced = reduce_stats(self.ctx, parts, f"{kind} stats at step {step}", later=True)
-        self._pending.append((reduced, lambda stats, hist, present: self._record_stats(
-            watcher, kind, named, params, parts, step, updates, stats, hist, present)))
+        if kind == "grads":   # reduced after the update, with the weights: kept as they are now
+            parts = [None if t is None else t.clone() for t in parts]
+        self._batch.append((parts, lambda stats, hist, present: self._record_stats(
+            watcher, kind, named, params, parts, step, updates, stats, hist, present), kind))
+        if kind != "grads":
+            self.reduce_batch(step)
+
+    def reduce_batch(self, step: int) -> None:
+        """Reduce everything taken at this captured step (grads and activations before the
+        update, weights and updates after it) in one ``reduce_stats``: one all-gather the
+        training thread waits for, one all-reduce it does not (see ``settle``). Every rank
+        calls it at the same points: after a weights capture, and after every update."""
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        parts = [t for entry_parts, _, _ in batch for t in entry_parts]
+        kinds = " and ".join(dict.fromkeys(kind for _, _, kind in batch))
+        reduced = reduce_stats(self.ctx, parts, f"{kinds} stats at step {step}", later=True)
+
+        def record(stats, hist, present):
+            at = 0
+            for entry_parts, record_entry, _ in batch:
+                rows = slice(at, at + len(entry_parts))
+                record_entry(stats[rows], hist[rows], present[rows])
+                at = rows.stop
+        self._pending.append((reduced, record))
 
     def _record_stats(self, watcher, kind, named, params, parts, step, updates, stats, hist,
                       present) -> None:
@@ -380,8 +403,14 @@ class DistWatch:
             record(*reduced.result())
 
     def drop_pending(self) -> None:
-        """After a failed collective: nothing more to wait for."""
+        """After a failed collective: nothing more to wait for or to reduce."""
         self._pending = []
+        self._batch = []
+
+    def drop_batch(self) -> None:
+        """At close: grads taken for an update that never came are not a step (no collective
+        at close: a rank may close alone)."""
+        self._batch = []
 
     # ------------------------------------------------------------------ activations
     def hold(self, stream: str, t) -> None:
@@ -390,8 +419,14 @@ class DistWatch:
         (a copy: the layer's output may be changed in place later)."""
         self._held[stream] = t.detach().clone()
 
+    def after_update(self, step: int) -> None:
+        """After every update (every rank): what this step took and no weights capture reduced
+        (grads or activations without weights stats) is reduced now."""
+        self.reduce_batch(step)
+
     def grads_ready(self, watcher, step: int) -> None:
-        """Before an update: at a captured step, reduce the held activations (every rank)."""
+        """Before an update: at a captured step, take the held activations (every rank); they
+        are reduced after the update with the rest of the step (``reduce_batch``)."""
         if watcher.plan.activations == "stats" and watcher.plan.due(step) and step != self._reduced:
             self._reduced = step   # several optimizers: once per step
             self.reduce_activations(watcher, step)
@@ -408,9 +443,8 @@ class DistWatch:
         names = [n for n, _ in watcher.leaves]
         names += sorted(set(held) - set(names))
         tensors = [held.get(n) for n in names]
-        reduced = reduce_stats(self.ctx, tensors, f"activation stats at step {step}", later=True)
-        self._pending.append((reduced, lambda stats, hist, present: self._record_activations(
-            watcher, step, names, tensors, stats, hist, present)))
+        self._batch.append((tensors, lambda stats, hist, present: self._record_activations(
+            watcher, step, names, tensors, stats, hist, present), "activation"))
 
     def _record_activations(self, watcher, step, names, tensors, stats, hist, present) -> None:
         if not self.is_writer:
