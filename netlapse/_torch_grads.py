@@ -41,7 +41,7 @@ class LiveGrads:
         self.readable = readable          # readable(tensors) -> bool: CPU, dtype, contiguous
         self.live = [None] * n            # per optimizer: None not yet known, True, False
         self._trial: dict[int, tuple] = {}    # optimizer -> (params, tensors, versions, stepped ok)
-        self._attached: list[tuple] = []      # (i, capture, params, tensors): not yet dropped
+        self._attached: list[tuple] = []      # (i, capture, params, grads, versions): not dropped yet
         self._held: deque = deque()           # captures of dropped grads the writer may read
 
     def wants(self, i: int) -> bool:
