@@ -211,3 +211,34 @@ def test_lbfgs_closure_grads_exact(tmp_path):
             opt.step(closure)
             calls[0] += 1
     _check(tmp_path, used)
+
+
+def test_torchvision_style_resnet_grads_read_in_place_exact(tmp_path):
+    # upstream-shaped: torchvision's BasicBlock ResNet layout (BatchNorm, a ReLU called twice
+    # per block), SGD with momentum and weight decay as in its reference training script
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from torch_models import ResNet
+
+    torch.manual_seed(0)
+    model = ResNet(layers=(1, 1, 1, 1), widths=(8, 16, 16, 32), num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    used = {}
+    opt.register_step_pre_hook(lambda o, a, k: used.__setitem__(
+        len(used) + 1, {n: p.grad.detach().clone() for n, p in model.named_parameters()}))
+    g = torch.Generator().manual_seed(2)
+    with nl.Run(tmp_path / "run") as run:
+        w = nl.watch(model, run, opt, weights=None, grads="full")
+        for _ in range(5):
+            x, y = torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        assert w._live_grads.live == [True]
+    r = nl.open_run(tmp_path / "run")
+    for name in dict(model.named_parameters()):
+        s = r[f"grads/{name}"]
+        assert list(s.steps) == [1, 2, 3, 4, 5], name
+        for k in s.steps:
+            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
