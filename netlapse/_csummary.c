@@ -447,6 +447,21 @@ static int get_out_buffer(PyObject *obj, Py_buffer *view, const char *name, cons
     return 0;
 }
 
+/* The float kind of obj's buffer (1 float32, 0 float64), held in *view; -1 when it is not a
+ * C-contiguous float buffer (then nothing is held and no exception is set: numpy's path). */
+static int input_kind(PyObject *obj, Py_buffer *view, int flags)
+{
+    int kind;
+    if (PyObject_GetBuffer(obj, view, flags | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    kind = float_kind(view);
+    if (kind < 0)
+        PyBuffer_Release(view);
+    return kind;
+}
+
 /* A new list of the k ints of status (NULL with an exception set on failure). */
 static PyObject *status_list(const int *status, Py_ssize_t k)
 {
@@ -502,17 +517,8 @@ static PyObject *summarize_many(PyObject *self, PyObject *args)
     }
 
     /* gather every buffer while holding the GIL */
-    for (i = 0; i < k; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
-        kinds[i] = -1;
-        if (PyObject_GetBuffer(item, &views[i], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            PyErr_Clear();   /* not a buffer, or not C-contiguous: the caller's numpy path */
-            continue;
-        }
-        kinds[i] = float_kind(&views[i]);
-        if (kinds[i] < 0)
-            PyBuffer_Release(&views[i]);
-    }
+    for (i = 0; i < k; i++)
+        kinds[i] = input_kind(PySequence_Fast_GET_ITEM(seq, i), &views[i], 0);
 
     Py_BEGIN_ALLOW_THREADS
     for (i = 0; i < k; i++) {
@@ -625,24 +631,16 @@ static PyObject *summarize_with_delta(PyObject *self, PyObject *args)
 
     /* gather every pair of buffers while holding the GIL; kinds[i] < 0: not handled */
     for (i = 0; i < k; i++) {
-        kinds[i] = -1;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i],
-                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            PyErr_Clear();
+        int pkind;
+        kinds[i] = input_kind(PySequence_Fast_GET_ITEM(seq, i), &views[i], 0);
+        if (kinds[i] < 0)
             continue;
-        }
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(pseq, i), &pviews[i],
-                               PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            PyErr_Clear();
+        pkind = input_kind(PySequence_Fast_GET_ITEM(pseq, i), &pviews[i], PyBUF_WRITABLE);
+        if (pkind != kinds[i] || pviews[i].len != views[i].len || pviews[i].buf == views[i].buf) {
+            if (pkind >= 0)   /* held: another type, length, or the same memory */
+                PyBuffer_Release(&pviews[i]);
             PyBuffer_Release(&views[i]);
-            continue;
-        }
-        kinds[i] = float_kind(&views[i]);
-        if (kinds[i] < 0 || float_kind(&pviews[i]) != kinds[i] || pviews[i].len != views[i].len
-                || pviews[i].buf == views[i].buf) {
             kinds[i] = -1;
-            PyBuffer_Release(&views[i]);
-            PyBuffer_Release(&pviews[i]);
         }
     }
 
@@ -760,17 +758,8 @@ static PyObject *histogram_many(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    for (i = 0; i < k; i++) {
-        kinds[i] = -1;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i],
-                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            PyErr_Clear();
-            continue;
-        }
-        kinds[i] = float_kind(&views[i]);
-        if (kinds[i] < 0)
-            PyBuffer_Release(&views[i]);
-    }
+    for (i = 0; i < k; i++)
+        kinds[i] = input_kind(PySequence_Fast_GET_ITEM(seq, i), &views[i], 0);
     Py_BEGIN_ALLOW_THREADS
     for (i = 0; i < k; i++) {
         if (kinds[i] >= 0)

@@ -97,7 +97,8 @@ class Derived:
         k = len(views)
         stats = np.empty((k, _stats.N_STATS))
         hist = np.empty((k, _stats.HIST_BINS), np.int64)
-        rest = [i for i in range(k) if i not in set(pairs)]
+        paired = set(pairs)
+        rest = [i for i in range(k) if i not in paired]
         if rest:
             stats[rest], hist[rest] = _stats.summarize_many([views[i] for i in rest])
         prevs = [self._prev[specs[i].name][1] for i in pairs]
