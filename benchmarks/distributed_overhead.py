@@ -8,6 +8,8 @@ wrapper, model and repetition (median over repetitions, min-max).
 
     python benchmarks/distributed_overhead.py            # 3 repetitions
     python benchmarks/distributed_overhead.py --quick    # 1 repetition, fewer steps
+    python benchmarks/distributed_overhead.py --paired   # bare and netlapse in one job, in
+                                                         # alternating blocks (_paired.py)
 
 Variants: ``bare``; ``nl_stats``: weights and grads stats + histograms every step;
 ``nl_act``: weights, grads and activation stats every step (activations reduced over the ranks).
@@ -84,15 +86,10 @@ def _model(name: str):
     return model, data, loss_fn, list(model.blocks) + [model.lm_head]
 
 
-def child(model_name, variant, wrap, steps, warmup, workdir, out):
-    import datetime
-
+def _wrapped(model_name: str, wrap: str):
+    """A fresh model (same initial weights on every call), wrapped, with its Adam."""
     import torch
-    import torch.distributed as dist
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
-    rank = dist.get_rank()
     model, data, loss_fn, units = _model(model_name)
     if wrap == "ddp":
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -104,22 +101,47 @@ def child(model_name, variant, wrap, steps, warmup, workdir, out):
         for unit in units:
             fully_shard(unit)
         net = fully_shard(model)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    run = None
-    if variant != "bare":
-        import netlapse as nl
+    return net, torch.optim.Adam(net.parameters(), lr=1e-3), data, loss_fn
 
-        run = nl.Run(os.path.join(workdir, "run"))
-        nl.watch(net, run, opt, weights="stats", grads="stats",
-                 activations="stats" if variant == "nl_act" else None)
-    times = []
-    for i in range(warmup + steps):
-        x, y = data[i % len(data)]
-        start = time.perf_counter()
+
+def _watch(net, opt, variant: str, workdir: str):
+    import netlapse as nl
+
+    run = nl.Run(os.path.join(workdir, "run"))
+    nl.watch(net, run, opt, weights="stats", grads="stats",
+             activations="stats" if variant == "nl_act" else None)
+    return run
+
+
+def _stepper(net, opt, data, loss_fn):
+    i = [0]
+
+    def step():
+        x, y = data[i[0] % len(data)]
+        i[0] += 1
         loss = loss_fn(net(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return step
+
+
+def child(model_name, variant, wrap, steps, warmup, workdir, out):
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+    rank = dist.get_rank()
+    net, opt, data, loss_fn = _wrapped(model_name, wrap)
+    run = _watch(net, opt, variant, workdir) if variant != "bare" else None
+    step = _stepper(net, opt, data, loss_fn)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        step()
         if i >= warmup:
             times.append(time.perf_counter() - start)
     close_start = time.perf_counter()
@@ -132,6 +154,37 @@ def child(model_name, variant, wrap, steps, warmup, workdir, out):
                                          "close_s": close_s}))
 
 
+def paired_child(model_name, variant, wrap, pairs, block_s, workdir, out):
+    """Bare and watched copies of the same job in one process group, in alternating blocks
+    (benchmarks/_paired.py); rank 0 times them. Every rank runs the same blocks."""
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    from _paired import Arm, alternate, block_steps, summary
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+    rank = dist.get_rank()
+    net, opt, data, loss_fn = _wrapped(model_name, wrap)
+    bare = Arm(_stepper(net, opt, data, loss_fn))
+    net2, opt2, _, _ = _wrapped(model_name, wrap)
+    run = _watch(net2, opt2, variant, workdir)
+    recorded = Arm(_stepper(net2, opt2, data, loss_fn), run._pipeline.drain)
+    for arm in (bare, recorded):
+        for _ in range(10):
+            arm.step()
+    n = torch.tensor([block_steps(bare.step, block_s) if rank == 0 else 0])
+    dist.broadcast(n, 0)   # every rank runs blocks of the same length
+    ratios = alternate(bare, recorded, pairs, int(n))
+    result = summary(bare, recorded, ratios)
+    run.close()
+    dist.destroy_process_group()
+    if rank == 0:
+        Path(out).write_text(json.dumps({**result, "block": int(n)}))
+
+
 # ---------------------------------------------------------------------------------- parent
 def _free_port() -> int:
     with socket.socket() as s:
@@ -139,7 +192,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(model, variant, wrap, steps, warmup) -> dict:
+def launch(model, variant, wrap, steps, warmup, paired: tuple | None = None) -> dict:
+    """One 2-rank job; ``paired`` = (pairs, block seconds): bare and ``variant`` side by side."""
+    mode = ["--child", model, variant, wrap, str(steps), str(warmup)] if paired is None else \
+        ["--paired-child", model, variant, wrap, str(paired[0]), str(paired[1])]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         port = _free_port()
@@ -149,8 +205,7 @@ def launch(model, variant, wrap, steps, warmup) -> dict:
                    "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1",
                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
             procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--child", model, variant, wrap, str(steps), str(warmup),
-                 tmp, str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+                [sys.executable, __file__, *mode, tmp, str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         logs = [p.communicate(timeout=900)[0] for p in procs]
         if any(p.returncode for p in procs):
             raise SystemExit(f"{wrap} {model} {variant} failed:\n" + "\n".join(s[-2000:] for s in logs))
@@ -162,11 +217,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 repetition, 30 steps")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--steps", type=int, default=80)
+    parser.add_argument("--paired", action="store_true",
+                        help="bare and netlapse side by side in one job, alternating blocks "
+                             "(benchmarks/_paired.py): ratios that this machine's drift moves less")
+    parser.add_argument("--pairs", type=int, default=12, help="with --paired: pairs of blocks")
+    parser.add_argument("--block-s", type=float, default=1.0,
+                        help="with --paired: seconds a block lasts, about")
     parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--paired-child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         m, v, w, steps, warmup, workdir, out = args.child
         child(m, v, w, int(steps), int(warmup), workdir, out)
+        return
+    if args.paired_child:
+        m, v, w, pairs, block_s, workdir, out = args.paired_child
+        paired_child(m, v, w, int(pairs), float(block_s), workdir, out)
+        return
+    if args.paired:
+        paired_main(args)
         return
     reps, steps, warmup = (1, 30, 5) if args.quick else (args.reps, args.steps, 10)
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -194,6 +263,27 @@ def main() -> None:
                 print(f"| {wrap} | {model} | {variant} | {statistics.median(ms):.2f} "
                       f"({min(ms):.2f}-{max(ms):.2f}) | {statistics.median(ratios):.2f}x "
                       f"({min(ratios):.2f}-{max(ratios):.2f}) | {close:.2f} |")
+
+
+def paired_main(args) -> None:
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    rows = []
+    for wrap in WRAPS:
+        for model in MODELS:
+            for variant in VARIANTS[1:]:
+                r = launch(model, variant, wrap, 0, 0, paired=(args.pairs, args.block_s))
+                rows.append(f"| {wrap} | {model} | {variant} | {r['bare_step_ms']:.2f} "
+                            f"| **{r['ratio']:.2f}** ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}) "
+                            f"| {r['median_step_ratio']:.2f} | {r['writer_cpu_ms']:.1f} "
+                            f"| {r['pairs']} x {r['block']} |")
+                print(rows[-1], file=sys.stderr, flush=True)
+    print(f"load average after: {os.getloadavg()}\n")
+    print(f"2 ranks, gloo on CPU, 1 thread each; bare and netlapse in one job, {args.pairs} pairs "
+          f"of blocks of about {args.block_s} s (rank 0's times)\n")
+    print("| wrapper | model | variant | bare step ms | × bare (quartiles) | median step × bare "
+          "| rank 0 writer CPU ms/step | pairs x steps |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

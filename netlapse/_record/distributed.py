@@ -178,7 +178,7 @@ class _SilentPipeline:
     def submit(self, *args, **kwargs) -> None:
         pass
 
-    submit_group = submit_rows = log = flush = close = submit
+    submit_group = submit_rows = log = flush = drain = close = submit
 
     def submit_live(self, *args, **kwargs):
         return None

@@ -171,9 +171,11 @@ class Metrics:
 
 @dataclass(frozen=True, slots=True)
 class Flush:
-    """Commit everything before this message, then set ``done``."""
+    """Commit everything before this message, then set ``done`` (with ``commit=False``: set
+    ``done`` once the writer has taken everything before it, committing on its usual schedule)."""
 
     done: threading.Event
+    commit: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,16 @@ class Pipeline:
         done = threading.Event()
         self._loop.beat = time.monotonic()   # an idle writer is not a stalled one: time from now
         self._queue.put(Flush(done))
+        self._wait(done, timeout)
+        self.raise_if_failed()
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Block until the writer has taken (summarized and batched) everything submitted so
+        far, without a commit of its own (benchmarks/_paired.py: the writer's work is charged
+        to the steps that made it, at the commit rate a run has anyway)."""
+        done = threading.Event()
+        self._loop.beat = time.monotonic()
+        self._queue.put(Flush(done, commit=False))
         self._wait(done, timeout)
         self.raise_if_failed()
 

@@ -168,6 +168,8 @@ class WriterLoop:
                 elif isinstance(item, Metrics):
                     self._metric_steps.append(item.step)
                     self._metric_rows.append(item.scalars)
+                elif isinstance(item, Flush) and not item.commit:
+                    item.done.set()   # a drain: everything before it is taken
                 elif isinstance(item, (Flush, Close)):
                     self._flush()
                     last_flush = time.monotonic()
