@@ -175,8 +175,8 @@ def paired_child(model_name, variant, wrap, pairs, block_s, workdir, out):
     for arm in (bare, recorded):
         for _ in range(10):
             arm.step()
-    n = torch.tensor([block_steps(bare.step, block_s) if rank == 0 else 0])
-    dist.broadcast(n, 0)   # every rank runs blocks of the same length
+    n = torch.tensor([block_steps(bare.step, block_s)])   # every rank steps (collectives)
+    dist.broadcast(n, 0)   # and every rank runs blocks of rank 0's length
     ratios = alternate(bare, recorded, pairs, int(n))
     result = summary(bare, recorded, ratios)
     run.close()

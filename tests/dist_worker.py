@@ -125,11 +125,13 @@ def scenario_equal(rank, world, out):
     saved = {}
     for name, wrap, options in (
             ("ddp", "ddp", dict(weights="full", grads="full", activations="stats")),
+            # grads that are views of DDP's buckets, which the next backward rewrites in place
+            ("ddp_bucket", "ddp_bucket", dict(weights="full", grads="full", activations="stats")),
             ("fsdp_full", "fsdp", dict(weights="full", grads="full", activations="stats")),
             ("fsdp_stats", "fsdp", dict(weights="stats", grads="stats", activations="stats"))):
         model = make_model()
-        if wrap == "ddp":
-            model = DDP(model)
+        if wrap.startswith("ddp"):
+            model = DDP(model, gradient_as_bucket_view=wrap == "ddp_bucket")
         else:
             for layer in (model.fc1, model.fc2, model.head):
                 fully_shard(layer)

@@ -111,12 +111,13 @@ def equal_launch(tmp_path_factory):
     return launch, ref
 
 
-@pytest.mark.parametrize("name, ref_name", [("ddp", "full"), ("fsdp_full", "full"),
-                                            ("fsdp_stats", "stats")])
+@pytest.mark.parametrize("name, ref_name", [("ddp", "full"), ("ddp_bucket", "full"),
+                                            ("fsdp_full", "full"), ("fsdp_stats", "stats")])
 def test_same_run_as_one_process(equal_launch, name, ref_name):
     launch, ref_root = equal_launch
     runs = launch.tmp / "rank0" / "runs"
-    assert sorted(p.name for p in runs.iterdir()) == ["count", "ddp", "fsdp_full", "fsdp_stats"]
+    assert sorted(p.name for p in runs.iterdir()) == ["count", "ddp", "ddp_bucket", "fsdp_full",
+                                                      "fsdp_stats"]
     assert launch.files_of_rank1() == [], "rank 1 wrote files"
     run, ref = nl.open_run(runs / name), nl.open_run(ref_root / ref_name)
     assert run.status == "finished"
