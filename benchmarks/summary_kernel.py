@@ -7,7 +7,8 @@
 Cases: ``summarize`` of one 784x512 float32 tensor (the MLP's first weight matrix), and
 ``summarize_many`` of the MLP's 12 tensors of a step (weights and biases of 784-512-512-10,
 then their gradients: (512, 784), (512,), (512, 512), (512,), (10, 512), (10,), twice), all
-float32 drawn from a normal distribution. The numpy path is ``_summarize_numpy`` (what runs
+float32 drawn from a normal distribution, and ``histogram_many`` of the same 12 on edges just
+outside each one's min/max (what each FSDP2 rank does with its shards). The numpy path is ``_summarize_numpy`` (what runs
 without the extension or with NETLAPSE_NO_CKERNEL=1), one call per tensor; it counts the bins
 with torch.bincount when torch is already imported (``--torch``), which is faster than numpy's.
 """
@@ -52,11 +53,22 @@ def main() -> None:
         (f"summarize_many, MLP's {len(step)} tensors ({sum(a.size for a in step):,} values)",
          lambda: [_stats._summarize_numpy(a) for a in step], lambda: _stats.summarize_many(step)),
     ]
+    # FSDP2 (netlapse/_record/torch_dist.py): each rank's shards counted on the edges of the
+    # whole tensor's min/max; the numpy path is _stats.histogram per shard
+    lo = np.array([a.min() for a in step], np.float64) - 0.01
+    hi = np.array([a.max() for a in step], np.float64) + 0.01
+    rows.append((f"histogram_many on given edges, the same {len(step)} tensors",
+                 lambda: [_stats.histogram(a.reshape(-1).astype(np.float64), lo[i], hi[i])
+                          for i, a in enumerate(step)],
+                 lambda: _stats.histogram_many(step, lo, hi)))
+    n = sum(a.size for a in step)
     print(f"median of {args.repeats} calls, ms" + (" (torch imported)" if args.torch else ""))
-    print(f"{'case':<58} {'numpy':>8} {'kernel':>8} {'speed-up':>9}")
+    print(f"{'case':<58} {'numpy':>8} {'kernel':>8} {'speed-up':>9}   per value")
     for name, numpy_fn, kernel_fn in rows:
         t_np, t_k = median_ms(numpy_fn, args.repeats), median_ms(kernel_fn, args.repeats)
-        print(f"{name:<58} {t_np:8.3f} {t_k:8.3f} {t_np / t_k:8.1f}x")
+        size = one.size if name.startswith("summarize 784") else n
+        print(f"{name:<58} {t_np:8.3f} {t_k:8.3f} {t_np / t_k:8.1f}x   "
+              f"kernel {t_k * 1e6 / size:.2f} ns a value")
 
 
 if __name__ == "__main__":
