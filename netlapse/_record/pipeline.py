@@ -234,10 +234,16 @@ class Pipeline:
         self.pool = BufferPool(buffers_per_stream, alloc)
         self.flush_every = flush_every
         self._queue: queue.Queue = queue.Queue()
+        # logged metrics wait here, not on the queue: a put wakes the writer, and a wake-up a
+        # step for a few scalars cost a small model ~0.5 ms a step of the training thread
+        # (benchmarks/paired_overhead.py); the writer takes them with its next message or
+        # within flush_every, always before a flush or close commits
+        self._metrics: deque = deque()
         self._closed = False
         self._singles: dict[tuple, Group] = {}   # submit(): one group per stream layout
         self.stall_timeout = 300.0         # a writer with no progress this long is reported as failed
-        self._loop = WriterLoop(self._queue, self.pool, writer_factory, flush_every=flush_every,
+        self._loop = WriterLoop(self._queue, self.pool, writer_factory, metrics=self._metrics,
+                                flush_every=flush_every,
                                 on_commit=on_commit or (lambda: {}))
         self._thread = threading.Thread(target=self._loop.run, name="netlapse-writer", daemon=True)
         self._thread.start()
@@ -338,7 +344,7 @@ class Pipeline:
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         self.raise_if_failed()
-        self._queue.put(Metrics(step, scalars))
+        self._metrics.append(Metrics(step, scalars))
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything submitted so far is committed to disk."""
@@ -389,6 +395,7 @@ class Pipeline:
         """Which steps of which streams are queued or batched but not committed (for messages)."""
         with self._queue.mutex:
             items = list(self._queue.queue)
+        items += list(self._metrics)
         pending = self._loop.pending_steps()
         for item in items:
             if isinstance(item, (Capture, LiveCapture, Rows)):

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -26,7 +27,7 @@ from .._stats import HIST_BINS, N_STATS
 from ..errors import RecordingError
 from ..store.layout import values_chunk_steps
 from .derive import Derived
-from .pipeline import BufferPool, Capture, Close, Flush, Group, LiveCapture, Metrics, Rows
+from .pipeline import BufferPool, Capture, Close, Flush, Group, LiveCapture, Rows
 
 __all__ = ["WriterLoop", "StoreSink"]
 
@@ -104,8 +105,9 @@ class WriterLoop:
     ``error``, ``beat`` and ``last_committed_step`` and sets ``abort``; nothing else is shared."""
 
     def __init__(self, q: queue.Queue, pool: BufferPool, writer_factory: Callable[[], StoreSink],
-                 *, flush_every: float, on_commit: Callable[[], dict]):
+                 *, metrics: deque, flush_every: float, on_commit: Callable[[], dict]):
         self._queue = q
+        self._logged = metrics   # Metrics the training thread appended (no wake-up; pipeline.py)
         self.pool = pool
         self.flush_every = flush_every
         self._flush_gap = flush_every   # grows when commits are slow; see _flush
@@ -154,6 +156,7 @@ class WriterLoop:
             except queue.Empty:
                 item = None
             self.beat = time.monotonic()
+            self._take_metrics()   # before the item: a Flush or Close commits them
             if self.abort.is_set():
                 self._fail(self.error or RecordingError("recording was abandoned by close()"))
                 self._drain_after_error(item)
@@ -165,9 +168,6 @@ class WriterLoop:
                     self._take_live(item)
                 elif isinstance(item, Rows):
                     self._store_rows(item)
-                elif isinstance(item, Metrics):
-                    self._metric_steps.append(item.step)
-                    self._metric_rows.append(item.scalars)
                 elif isinstance(item, Flush) and not item.commit:
                     item.done.set()   # a drain: everything before it is taken
                 elif isinstance(item, (Flush, Close)):
@@ -188,6 +188,12 @@ class WriterLoop:
                         return
                 self._drain_after_error()
                 return
+
+    def _take_metrics(self) -> None:
+        while self._logged:
+            m = self._logged.popleft()
+            self._metric_steps.append(m.step)
+            self._metric_rows.append(m.scalars)
 
     def _fail(self, exc: BaseException) -> None:
         self.error = exc
