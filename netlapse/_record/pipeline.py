@@ -234,10 +234,9 @@ class Pipeline:
         self.pool = BufferPool(buffers_per_stream, alloc)
         self.flush_every = flush_every
         self._queue: queue.Queue = queue.Queue()
-        # logged metrics wait here, not on the queue: a put wakes the writer, and a wake-up a
-        # step for a few scalars cost a small model ~0.5 ms a step of the training thread
-        # (benchmarks/paired_overhead.py); the writer takes them with its next message or
-        # within flush_every, always before a flush or close commits
+        # logged metrics wait here, not on the queue (a put wakes the writer; a few scalars
+        # need not): the writer takes them before its next message or within flush_every,
+        # so always before a flush or close commits (docs/performance.md, "Metrics")
         self._metrics: deque = deque()
         self._closed = False
         self._singles: dict[tuple, Group] = {}   # submit(): one group per stream layout
