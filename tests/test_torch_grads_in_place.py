@@ -17,22 +17,15 @@ from torch import nn  # noqa: E402
 
 import netlapse as nl  # noqa: E402
 import netlapse._record.pipeline as pipeline  # noqa: E402
+from in_place_helpers import batch, hook_captures, tiny_model  # noqa: E402
 
 
-def _model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
-
-
-def _batch(seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
 
 
 def _train(tmp_path, steps, *, shape="zero_first", opt_kw=None, grads="full", on_step=None):
     """Train ``steps`` updates in a loop of the given ``shape``; returns the watcher's live
     flags and the grads each update used, taken in the optimizer's own step pre-hook."""
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, **(opt_kw or {"momentum": 0.9}))
     used = {}
 
@@ -42,7 +35,7 @@ def _train(tmp_path, steps, *, shape="zero_first", opt_kw=None, grads="full", on
     with nl.Run(tmp_path / "run") as run:
         w = nl.watch(model, run, opt, weights=None, grads=grads)
         for step in range(steps):
-            x, y = _batch(step)
+            x, y = batch(step)
             if shape == "zero_first":            # the PyTorch examples' loop
                 opt.zero_grad()
                 loss = nn.functional.cross_entropy(model(x), y)
@@ -62,7 +55,7 @@ def _train(tmp_path, steps, *, shape="zero_first", opt_kw=None, grads="full", on
 
 def _check(tmp_path, used, steps=None):
     r = nl.open_run(tmp_path / "run")
-    for name in dict(_model().named_parameters()):
+    for name in dict(tiny_model().named_parameters()):
         s = r[f"grads/{name}"]
         expect = sorted(used) if steps is None else steps
         assert list(s.steps) == expect, name
@@ -70,17 +63,10 @@ def _check(tmp_path, used, steps=None):
             np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
 
 
-def _hook(monkeypatch, fn):
-    """Order the writer and the training thread with ``LiveCapture.hook`` on grads captures."""
-    def grads_only(cap, event):
-        if cap.names[0].startswith("grads/"):
-            fn(cap, event)
-    monkeypatch.setattr(pipeline.LiveCapture, "hook", staticmethod(grads_only))
-
 
 def test_grads_dropped_by_zero_grad_are_read_in_place_and_exact(tmp_path, monkeypatch):
     states = []
-    _hook(monkeypatch, lambda cap, event: states.append((cap.step, event)))
+    hook_captures(monkeypatch, "grads", lambda cap, event: states.append((cap.step, event)))
     live, used = _train(tmp_path, 10)
     assert live == [True]
     # the first update is copied (it shows the loop drops its grads); the others go live
@@ -92,7 +78,7 @@ def test_stats_of_grads_read_in_place(tmp_path):
     live, used = _train(tmp_path, 8, grads="stats")
     assert live == [True]
     r = nl.open_run(tmp_path / "run")
-    for name in dict(_model().named_parameters()):
+    for name in dict(tiny_model().named_parameters()):
         s = r[f"grads/{name}"]
         assert list(s.steps) == list(range(1, 9))
         for i, k in enumerate(s.steps):
@@ -149,7 +135,7 @@ def test_a_writer_held_back_reads_dropped_grads_later_exactly(tmp_path, monkeypa
             done[0] = step + 1
             progress.notify_all()
 
-    _hook(monkeypatch, hold)
+    hook_captures(monkeypatch, "grads", hold)
     live, used = _train(tmp_path, 12, on_step=on_step)
     assert live == [True]
     copied = [s for s, st in states if st == pipeline.LiveCapture.COPIED]
@@ -162,7 +148,7 @@ def test_a_loop_that_stops_dropping_its_grads_loses_no_value_silently(tmp_path, 
     # live grads, then the loop zeroes them in place (set_to_none=False) before the writer has
     # read them: that step is reported and not stored (never stored wrong), and the optimizer
     # goes back to copies, exact from then on
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     used = {}
     opt.register_step_pre_hook(lambda o, a, k: used.__setitem__(
@@ -173,13 +159,13 @@ def test_a_loop_that_stops_dropping_its_grads_loses_no_value_silently(tmp_path, 
         if event == "taken" and cap.step == 4:
             assert release.wait(60)
 
-    _hook(monkeypatch, hold)
+    hook_captures(monkeypatch, "grads", hold)
     with nl.Run(tmp_path / "run") as run:
         w = nl.watch(model, run, opt, weights=None, grads="full")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             for step in range(8):
-                x, y = _batch(step)
+                x, y = batch(step)
                 opt.zero_grad(set_to_none=step < 4)   # in place from the 5th update on
                 nn.functional.cross_entropy(model(x), y).backward()
                 opt.step()
@@ -192,10 +178,10 @@ def test_a_loop_that_stops_dropping_its_grads_loses_no_value_silently(tmp_path, 
 
 
 def test_lbfgs_closure_grads_exact(tmp_path):
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=3)
     used = {}
-    x, y = _batch(0)
+    x, y = batch(0)
 
     def closure():
         opt.zero_grad()

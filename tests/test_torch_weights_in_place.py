@@ -16,21 +16,14 @@ from torch import nn  # noqa: E402
 
 import netlapse as nl  # noqa: E402
 import netlapse._record.pipeline as pipeline  # noqa: E402
+from in_place_helpers import batch, hook_captures, tiny_model  # noqa: E402
 
 
-def _model():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
-
-
-def _batch(seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
 
 
 def _train(tmp_path, steps, clip=None, weights="full", between=None, grads=None):
     """Train ``steps`` updates; returns the weights each forward used, by step."""
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
     used = {}
     with nl.Run(tmp_path / "run") as run:
@@ -40,7 +33,7 @@ def _train(tmp_path, steps, clip=None, weights="full", between=None, grads=None)
                 for p in model.parameters():
                     p.data.clamp_(-clip, clip)
             used[step] = {n: p.detach().clone() for n, p in model.named_parameters()}
-            x, y = _batch(step)
+            x, y = batch(step)
             opt.zero_grad()
             nn.functional.cross_entropy(model(x), y).backward()
             if between is not None:
@@ -80,14 +73,6 @@ def test_stats_of_weights_read_in_place_match_the_tensors(tmp_path):
             assert row["norm"] == pytest.approx(np.linalg.norm(a), rel=1e-9)
 
 
-def _hook(monkeypatch, fn):
-    """Order the writer and the training thread with ``LiveCapture.hook`` (no sleeping), on
-    the weights' captures (grads read in place have their own tests: test_torch_grads_in_place)."""
-    def weights_only(cap, event):
-        if cap.names[0].startswith("weights/"):
-            fn(cap, event)
-    monkeypatch.setattr(pipeline.LiveCapture, "hook", staticmethod(weights_only))
-
 
 def test_a_slow_writer_makes_the_update_copy_the_weights_first(tmp_path, monkeypatch):
     # the writer is held before it starts on each step's live weights until the training
@@ -101,7 +86,7 @@ def test_a_slow_writer_makes_the_update_copy_the_weights_first(tmp_path, monkeyp
                 assert cap.cond.wait_for(lambda: cap.state != cap.PENDING, timeout=60)
                 states.append(cap.state)
 
-    _hook(monkeypatch, hold)
+    hook_captures(monkeypatch, "weights", hold)
     model, used = _train(tmp_path, 8, grads="stats")
     assert states and all(s == pipeline.LiveCapture.COPIED for s in states), states
     r = nl.open_run(tmp_path / "run")
@@ -127,7 +112,7 @@ def test_an_update_waits_while_the_writer_reads_the_weights(tmp_path, monkeypatc
             waits.append(cap.step)
             update_waits.set()
 
-    _hook(monkeypatch, hook)
+    hook_captures(monkeypatch, "weights", hook)
 
     def between(step):
         assert reading.wait(60)         # the writer is reading this step's weights
@@ -152,14 +137,14 @@ def test_weights_changed_in_place_during_the_step_are_not_stored_and_warned(tmp_
             reading.set()
             assert gate.wait(60)
 
-    _hook(monkeypatch, hook)
-    model = _model()
+    hook_captures(monkeypatch, "weights", hook)
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with nl.Run(tmp_path / "run") as run:
             nl.watch(model, run, opt, weights="stats", grads=None)
-            x, y = _batch(0)
+            x, y = batch(0)
             nn.functional.cross_entropy(model(x), y).backward()   # hands step 0 over
             assert reading.wait(60)                                # the writer is reading it
             with torch.no_grad():
@@ -174,11 +159,11 @@ def test_weights_changed_in_place_during_the_step_are_not_stored_and_warned(tmp_
 
 
 def test_flush_and_close_record_weights_no_forward_has_read_yet(tmp_path):
-    model = _model()
+    model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with nl.Run(tmp_path / "run") as run:
         nl.watch(model, run, opt, weights="full", grads=None)
-        x, y = _batch(1)
+        x, y = batch(1)
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()                      # step 1's weights: no forward after it yet
         run.flush()
