@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 
 import netlapse as nl  # noqa: E402
 import netlapse._record.pipeline as pipeline  # noqa: E402
-from in_place_helpers import batch, hook_captures, tiny_model  # noqa: E402
+from in_place_helpers import assert_stats_rows, batch, hook_captures, tiny_model  # noqa: E402
 
 
 
@@ -81,12 +81,7 @@ def test_stats_of_grads_read_in_place(tmp_path):
     for name in dict(tiny_model().named_parameters()):
         s = r[f"grads/{name}"]
         assert list(s.steps) == list(range(1, 9))
-        for i, k in enumerate(s.steps):
-            a = used[k][name].numpy().astype(np.float64)
-            row = s.stats.iloc[i]
-            assert row["mean"] == pytest.approx(a.mean(), rel=1e-9, abs=1e-15)
-            assert row["max"] == a.max() and row["min"] == a.min()
-            assert row["norm"] == pytest.approx(np.linalg.norm(a), rel=1e-9)
+        assert_stats_rows(s, {k: used[k][name] for k in used})
 
 
 @pytest.mark.parametrize("shape", ["zero_after_forward", "zero_in_place"])
