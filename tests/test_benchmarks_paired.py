@@ -29,5 +29,4 @@ def test_paired_child_records_every_step_of_the_watched_arm():
     r = paired_overhead._spawn("mlp", "nl_stats", False, "1", pairs=2, block_s=0.05)
     assert r["complete"] is True   # every stream has warm-up + 2 blocks of steps (weights +1)
     assert r["pairs"] == 2 and r["block"] >= 3
-    assert r["ratio_q1"] <= r["ratio"] <= r["ratio_q3"]
     assert r["bare_step_ms"] > 0 and r["step_ms"] > 0
