@@ -1,5 +1,7 @@
 """Full tensors bigger than a batch: written block by block ahead of their commit, all exact."""
 
+import threading
+
 import numpy as np
 
 import netlapse as nl
@@ -75,3 +77,35 @@ def test_logged_metrics_reach_the_writer_without_waking_it_and_every_flush_commi
     m = nl.open_run(tmp_path / "r").metrics
     assert list(m["step"]) == [0, 1, 2] and list(m["loss"]) == [2.0, 1.5, 1.0]
     np.testing.assert_array_equal(m["acc"], [np.nan, 0.25, np.nan])
+
+
+def test_metrics_wait_for_the_captures_queued_before_them(tmp_path, monkeypatch):
+    # a commit is a consistent cut: a step's metrics are never batched ahead of that step's
+    # captures still on the queue (else a full disk reports a last step that disagrees with
+    # what open_run finds). The writer is held on step 0 while steps 1 and 2 are queued.
+    held, release = threading.Event(), threading.Event()
+    seen = {}
+    take = writer_loop.WriterLoop._take
+
+    def holding_take(self, item):
+        seen[item.step] = list(self._metric_steps)
+        if item.step == 0:
+            held.set()
+            assert release.wait(30)
+        return take(self, item)
+
+    monkeypatch.setattr(writer_loop.WriterLoop, "_take", holding_take)
+    x = np.ones((8, 8), np.float32)
+    with nl.Run(tmp_path / "r", flush_every=3600.0) as run:
+        run.record_array("weights/w", x, step=0)
+        assert held.wait(30)
+        run.log(0, loss=3.0)
+        run.record_array("weights/w", x, step=1)
+        run.log(1, loss=2.0)
+        run.record_array("weights/w", x, step=2)
+        run.log(2, loss=1.0)
+        release.set()
+        run.flush()
+    assert seen == {0: [], 1: [0, 1], 2: [0, 1, 2]}
+    assert run._pipeline.last_committed_step == {"weights/w": 2, "metrics": 2}
+    assert nl.open_run(tmp_path / "r").last_step() == 2

@@ -163,10 +163,12 @@ class Rows:
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
-    """Scalars logged at ``step``."""
+    """Scalars logged at ``step``, after the pipeline had put ``after`` messages on its queue
+    (the writer takes them once it has taken those: a commit is a consistent cut)."""
 
     step: int
     scalars: dict
+    after: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +240,7 @@ class Pipeline:
         # need not): the writer takes them before its next message or within flush_every,
         # so always before a flush or close commits (docs/performance.md, "Metrics")
         self._metrics: deque = deque()
+        self._sent = 0   # messages put on the queue so far (Metrics.after)
         self._closed = False
         self._singles: dict[tuple, Group] = {}   # submit(): one group per stream layout
         self.stall_timeout = 300.0         # a writer with no progress this long is reported as failed
@@ -256,7 +259,7 @@ class Pipeline:
 
     @property
     def last_committed_step(self) -> dict[str, int]:
-        """Per stream, the last step on disk (published by a commit)."""
+        """Per stream (and ``"metrics"``), the last step on disk (published by a commit)."""
         return self._loop.last_committed_step
 
     def raise_if_failed(self) -> None:
@@ -288,14 +291,14 @@ class Pipeline:
         self._check_open()
         entry = self.pool.acquire(group, self._check_alive)
         ready = fill(entry[1])
-        self._queue.put(Capture(group, step, entry, ready))
+        self._put(Capture(group, step, entry, ready))
 
     def submit_live(self, group: Group, step: int, arrays: list, fill: Callable[[list], object],
                     unchanged: Callable[[], bool]) -> LiveCapture:
         """Hand over ``arrays`` (views of the live tensors) without copying; see LiveCapture."""
         self._check_open()
         cap = LiveCapture(group, step, arrays, fill, unchanged)
-        self._queue.put(cap)
+        self._put(cap)
         return cap
 
     def settle(self, cap: LiveCapture) -> None:
@@ -329,7 +332,7 @@ class Pipeline:
         self._check_open()
         stats = np.asarray(stats, np.float64).reshape(len(group.specs), N_STATS)
         hist = np.asarray(hist, np.int64).reshape(len(group.specs), HIST_BINS)
-        self._queue.put(Rows(group, step, stats, hist))
+        self._put(Rows(group, step, stats, hist))
 
     def _check_alive(self) -> None:
         """While the training thread waits for a buffer: surface a failed or stalled writer."""
@@ -341,15 +344,19 @@ class Pipeline:
                 f"netlapse's background writer made no progress for {stalled:.0f} s (is the disk "
                 f"hanging?). {self.pending_summary()}")
 
+    def _put(self, item) -> None:
+        self._sent += 1
+        self._queue.put(item)
+
     def log(self, step: int, scalars: dict[str, float]) -> None:
         self.raise_if_failed()
-        self._metrics.append(Metrics(step, scalars))
+        self._metrics.append(Metrics(step, scalars, self._sent))
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything submitted so far is committed to disk."""
         done = threading.Event()
         self._loop.beat = time.monotonic()   # an idle writer is not a stalled one: time from now
-        self._queue.put(Flush(done))
+        self._put(Flush(done))
         self._wait(done, timeout)
         self.raise_if_failed()
 
@@ -359,7 +366,7 @@ class Pipeline:
         to the steps that made it, at the commit rate a run has anyway)."""
         done = threading.Event()
         self._loop.beat = time.monotonic()
-        self._queue.put(Flush(done, commit=False))
+        self._put(Flush(done, commit=False))
         self._wait(done, timeout)
         self.raise_if_failed()
 
@@ -370,7 +377,7 @@ class Pipeline:
         self._closed = True
         done = threading.Event()
         self._loop.beat = time.monotonic()
-        self._queue.put(Close(done))
+        self._put(Close(done))
         self._wait(done, timeout)
         self._thread.join(timeout=1.0)
         self.raise_if_failed()

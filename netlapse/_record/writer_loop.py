@@ -108,6 +108,7 @@ class WriterLoop:
                  *, metrics: deque, flush_every: float, on_commit: Callable[[], dict]):
         self._queue = q
         self._logged = metrics   # Metrics the training thread appended (no wake-up; pipeline.py)
+        self._got = 0            # messages taken off the queue so far (Metrics.after)
         self.pool = pool
         self.flush_every = flush_every
         self._flush_gap = flush_every   # grows when commits are slow; see _flush
@@ -119,7 +120,7 @@ class WriterLoop:
         self.abort = threading.Event()   # set when close() gives up: write and commit nothing more
         self.ready = threading.Event()   # set once the store writer exists (or failed to)
         self.beat = time.monotonic()      # the writer's last sign of progress
-        self.last_committed_step: dict[str, int] = {}
+        self.last_committed_step: dict[str, int] = {}   # per stream, and "metrics"
         self._batches: dict[str, _StreamBatch] = {}
         self._waited_seen = 0.0                  # pool.waited_s at the last block written
         self._metric_steps: list[int] = []
@@ -155,6 +156,8 @@ class WriterLoop:
                 item = self._queue.get(timeout=self.flush_every)
             except queue.Empty:
                 item = None
+            else:
+                self._got += 1
             self.beat = time.monotonic()
             self._take_metrics()   # before the item: a Flush or Close commits them
             if self.abort.is_set():
@@ -190,7 +193,10 @@ class WriterLoop:
                 return
 
     def _take_metrics(self) -> None:
-        while self._logged:
+        """Batch the metrics logged before the last message taken, not those logged after a
+        capture still queued: a commit never holds a step's metrics without that step's
+        captures logged before them (the last step saved is the same for both)."""
+        while self._logged and self._logged[0].after <= self._got:
             m = self._logged.popleft()
             self._metric_steps.append(m.step)
             self._metric_rows.append(m.scalars)
@@ -384,6 +390,7 @@ class WriterLoop:
                     for n in names}
             self.writer.append_metrics(np.asarray(self._metric_steps, np.int64), cols)
             metrics = (np.asarray(self._metric_steps, np.int64), cols)
+            ends["metrics"] = self._metric_steps[-1]   # as Reader.last_step counts them
             self._metric_steps, self._metric_rows = [], []
             wrote = True
         if wrote:
