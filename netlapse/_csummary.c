@@ -66,8 +66,9 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(NETLAPSE_NO_TARGET_CLONES)
-/* one AVX2 and one baseline copy of each hot loop, picked at load time (ifunc) */
-#define HOT __attribute__((target_clones("avx2", "default")))
+/* an AVX-512 (x86-64-v4: 32 vector registers, no accumulator spilled), an AVX2 and a baseline
+ * copy of each hot loop, picked at load time (ifunc) */
+#define HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define HOT
 #endif
@@ -200,19 +201,80 @@ INLINE uint32_t raw_bin(double v, double lo, double scale)
     return k < NBINS ? k : NBINS;
 }
 
-/* counts of the raw bins 0..64 (and 65: histogram_given's skipped values) into 4 sub-histograms: consecutive values in the same bin do
- * not wait on each other's increment */
-static HOT void count_bins(const uint32_t *idx, Py_ssize_t cnt, int64_t sub[4][NBINS + 2])
+/* The counts of raw bins 0..64 (and 65: histogram_given's skipped values). An array of
+ * PAIR_MIN values or more is counted two values at a time: one increment of a cell of a
+ * SLOTS x SLOTS table per pair (two tables, alternating), the tables folded into the bins at
+ * the end (and every FOLD_EVERY values, before a uint32 cell could overflow). That halves the
+ * increments, the bottleneck of counting (docs/performance.md, "The summary kernel"); a pair
+ * falls in the same cell as the previous pair far less often than a value in the same bin as
+ * the previous value. Smaller arrays: four sub-histograms, consecutive values in the same bin
+ * not waiting on each other's increment. */
+#define SLOTS (NBINS + 2)
+#define PAIR_MIN 16384
+#define FOLD_EVERY ((Py_ssize_t)1 << 30)
+
+typedef struct {
+    int64_t sub[4][SLOTS];
+    uint32_t pairs[2][SLOTS * SLOTS];
+    int use_pairs;
+    Py_ssize_t since_fold;
+} Tally;
+
+static void tally_init(Tally *t, Py_ssize_t n)
 {
-    Py_ssize_t i;
-    for (i = 0; i + 4 <= cnt; i += 4) {
-        sub[0][idx[i]]++;
-        sub[1][idx[i + 1]]++;
-        sub[2][idx[i + 2]]++;
-        sub[3][idx[i + 3]]++;
+    memset(t->sub, 0, sizeof t->sub);
+    t->use_pairs = n >= PAIR_MIN;
+    t->since_fold = 0;
+    if (t->use_pairs)
+        memset(t->pairs, 0, sizeof t->pairs);
+}
+
+static void tally_fold(Tally *t)
+{
+    int a, b;
+    for (a = 0; a < SLOTS; a++) {
+        for (b = 0; b < SLOTS; b++) {
+            int64_t c = (int64_t)t->pairs[0][a * SLOTS + b] + t->pairs[1][a * SLOTS + b];
+            t->sub[0][a] += c;
+            t->sub[1][b] += c;
+        }
+    }
+    memset(t->pairs, 0, sizeof t->pairs);
+    t->since_fold = 0;
+}
+
+static HOT void tally_block(Tally *t, const uint32_t *idx, Py_ssize_t cnt)
+{
+    Py_ssize_t i = 0;
+    if (t->use_pairs) {
+        uint32_t *p0 = t->pairs[0], *p1 = t->pairs[1];
+        for (; i + 4 <= cnt; i += 4) {
+            p0[idx[i] * SLOTS + idx[i + 1]]++;
+            p1[idx[i + 2] * SLOTS + idx[i + 3]]++;
+        }
+        t->since_fold += cnt;
+        if (t->since_fold >= FOLD_EVERY)
+            tally_fold(t);
+    } else {
+        for (; i + 4 <= cnt; i += 4) {
+            t->sub[0][idx[i]]++;
+            t->sub[1][idx[i + 1]]++;
+            t->sub[2][idx[i + 2]]++;
+            t->sub[3][idx[i + 3]]++;
+        }
     }
     for (; i < cnt; i++)
-        sub[0][idx[i]]++;
+        t->sub[0][idx[i]]++;
+}
+
+/* adds the counts to hist's 64 bins (raw bin 64, a value at hi, is the last bin's) */
+static void tally_finish(Tally *t, int64_t *hist)
+{
+    int j;
+    if (t->use_pairs)
+        tally_fold(t);
+    for (j = 0; j <= NBINS; j++)
+        hist[j < NBINS ? j : NBINS - 1] += (t->sub[0][j] + t->sub[1][j]) + (t->sub[2][j] + t->sub[3][j]);
 }
 
 /* 64 / (hi - lo) finite. Without skip (all values finite): for each block of BLOCK values, the
@@ -224,13 +286,13 @@ INLINE void pass2_lanes(const void *data, int f32, int skip, Py_ssize_t n, doubl
                         double lo, double scale, Pass2 *r, int64_t *hist)
 {
     double ss[LANES], sa[LANES], bss[LANES], bsa[LANES];
-    int64_t sub[4][NBINS + 2];
+    Tally tally;
     uint32_t idx[BLOCK];
     Py_ssize_t start = 0, b;
     int j, k;
     for (j = 0; j < LANES; j++)
         ss[j] = sa[j] = 0.0;
-    memset(sub, 0, sizeof sub);
+    tally_init(&tally, n);
     while (start < n) {
         Py_ssize_t cnt = n - start < BLOCK ? n - start : BLOCK, full = cnt - cnt % LANES;
         if (!skip) {
@@ -242,7 +304,7 @@ INLINE void pass2_lanes(const void *data, int f32, int skip, Py_ssize_t n, doubl
                     idx[b + j] = raw_bin(v, lo, scale);
                 }
             }
-            count_bins(idx, full, sub);
+            tally_block(&tally, idx, full);
         } else {
             double bsum = 0.0;
             for (j = 0; j < LANES; j++)
@@ -263,14 +325,14 @@ INLINE void pass2_lanes(const void *data, int f32, int skip, Py_ssize_t n, doubl
                 }
                 for (b = 0; b < full; b++)
                     idx[b] = raw_bin(load(data, f32, start + b), lo, scale);
-                count_bins(idx, full, sub);
+                tally_block(&tally, idx, full);
             } else {
                 for (b = 0; b < full; b++) {
                     double v = load(data, f32, start + b), d = v - mean;
                     if (isfinite(v)) {
                         ss[0] += d * d;
                         sa[0] += fabs(v);
-                        sub[0][raw_bin(v, lo, scale)]++;
+                        tally.sub[0][raw_bin(v, lo, scale)]++;
                     }
                 }
             }
@@ -280,7 +342,7 @@ INLINE void pass2_lanes(const void *data, int f32, int skip, Py_ssize_t n, doubl
             if (!skip || isfinite(v)) {
                 ss[0] += d * d;
                 sa[0] += fabs(v);
-                sub[0][raw_bin(v, lo, scale)]++;
+                tally.sub[0][raw_bin(v, lo, scale)]++;
             }
         }
         start += cnt;
@@ -293,8 +355,7 @@ INLINE void pass2_lanes(const void *data, int f32, int skip, Py_ssize_t n, doubl
     }
     r->ssd = ss[0];
     r->sabs = sa[0];
-    for (j = 0; j <= NBINS; j++)
-        hist[j < NBINS ? j : NBINS - 1] += (sub[0][j] + sub[1][j]) + (sub[2][j] + sub[3][j]);
+    tally_finish(&tally, hist);
 }
 
 #define PASS2(NAME, T, F32, SKIP)                                                              \
@@ -716,11 +777,10 @@ GIVEN_BINS(given_bins_f64, double)
 static void histogram_given(const void *data, int f32, Py_ssize_t n, double lo, double hi,
                             int64_t *hist)
 {
-    int64_t sub[4][NBINS + 2];
+    Tally tally;
     uint32_t idx[BLOCK];
     Py_ssize_t start, i, cnt;
     double scale;
-    int j;
 
     memset(hist, 0, NBINS * sizeof *hist);
     if (hi <= lo) {   /* one value (or none): all in the first bin */
@@ -737,17 +797,16 @@ static void histogram_given(const void *data, int f32, Py_ssize_t n, double lo, 
         }
         return;
     }
-    memset(sub, 0, sizeof sub);
+    tally_init(&tally, n);
     for (start = 0; start < n; start += BLOCK) {
         cnt = n - start < BLOCK ? n - start : BLOCK;
         if (f32)
             given_bins_f32((const float *)data + start, cnt, lo, scale, idx);
         else
             given_bins_f64((const double *)data + start, cnt, lo, scale, idx);
-        count_bins(idx, cnt, sub);
+        tally_block(&tally, idx, cnt);
     }
-    for (j = 0; j <= NBINS; j++)
-        hist[j < NBINS ? j : NBINS - 1] += (sub[0][j] + sub[1][j]) + (sub[2][j] + sub[3][j]);
+    tally_finish(&tally, hist);
 }
 
 PyDoc_STRVAR(histogram_many_doc,

@@ -384,6 +384,32 @@ def test_kernel_signed_zero_denormals_and_narrow_ranges():
     assert s[STAT_NAMES.index("zero_frac")] == 0.5 and s[STAT_NAMES.index("nonfinite")] == 1
 
 
+# _csummary.c counts arrays of PAIR_MIN (16384) values or more two values at a time (a table
+# of pairs of bins, folded at the end): sizes on both sides of it, odd tails, values on bin
+# edges, one bin holding nearly everything, non-finite values in a middle and the last block
+@needs_kernel
+@pytest.mark.parametrize("n", [16383, 16384, 16387, 16384 + 1023, 70001])
+@pytest.mark.parametrize("kind", ["normal", "grid", "spike", "nonfinite"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_counts_pairs_of_values_exactly(n, kind, dtype):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n)
+    if kind == "grid":        # every value on one of the 65 edges
+        x = rng.integers(0, 65, size=n) / 64.0
+    elif kind == "spike":     # all but a few in the first bin: every pair in one cell
+        x = np.zeros(n)
+        x[rng.integers(n, size=3)] = 1.0
+    x = x.astype(dtype)
+    if kind == "nonfinite":
+        x[n // 2], x[n - 2], x[5000] = np.nan, np.inf, -np.inf
+    assert check_kernel(x) == 0
+    finite = x[np.isfinite(x)]
+    lo, hi = float(finite.min()), float(finite.max())
+    np.testing.assert_array_equal(
+        _stats.histogram_many([x], [lo], [hi])[0],
+        _stats.histogram(finite.astype(np.float64), lo, hi))
+
+
 @needs_kernel
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kernel_large_tensor(dtype):
