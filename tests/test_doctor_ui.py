@@ -4,46 +4,32 @@ findings (the same report nl.diagnose gives), links each to its first step, draw
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
 torch = pytest.importorskip("torch")
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
+from browser_pages import ART, checked_page, chromium, needs_chromium  # noqa: E402
 import netlapse as nl  # noqa: E402
 from netlapse.ui import Dashboard  # noqa: E402
 
 import doctor_faults as D  # noqa: E402
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
-                                 reason="needs Debian chromium: bash scripts/install_browser.sh")]
-ART = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    ART.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1100}, color_scheme="light")
-    pg = ctx.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, errors
+    with checked_page(browser, height=1100) as pg:
+        yield pg
 
 
 def test_health_panel_and_badges(tmp_path, page):

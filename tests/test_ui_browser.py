@@ -15,18 +15,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
+from browser_pages import ART, checked_page, chromium, needs_chromium  # noqa: E402
 from netlapse.ui import Dashboard  # noqa: E402
 from ui_runs import digits_run, hidden_run, synthetic_run, weight_at  # noqa: E402
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
-                                 reason="needs Debian chromium: bash scripts/install_browser.sh")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ART = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 HERE = Path(__file__).resolve().parent
 STEPS = 30
 
@@ -50,22 +46,14 @@ def server(runs_dir):
 
 @pytest.fixture(scope="module")
 def browser():
-    ART.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="light")
-    pg = ctx.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, errors
+    with checked_page(browser) as pg:
+        yield pg
 
 
 def _ready(page, what):
@@ -127,17 +115,15 @@ def test_slider_changes_the_step_everywhere_and_the_drawn_pixels(page, server):
 
 def test_run_page_screenshots_light_and_dark(browser, server):
     for scheme in ("light", "dark"):
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
-        pg = ctx.new_page()
-        pg.goto(server.url + "#/run/mnist-like/digits-mlp")
-        _ready(pg, "run")
-        pg.locator("#slider").fill("60")
-        pg.wait_for_function("document.querySelector('#weight-canvas').dataset.step == '60'")
-        pg.wait_for_timeout(500)
-        pg.screenshot(path=str(ART / f"run-digits-{scheme}.png"), full_page=True)
-        bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert (bg == "rgb(20, 23, 29)") == (scheme == "dark")
-        ctx.close()
+        with checked_page(browser, scheme=scheme) as pg:
+            pg.goto(server.url + "#/run/mnist-like/digits-mlp")
+            _ready(pg, "run")
+            pg.locator("#slider").fill("60")
+            pg.wait_for_function("document.querySelector('#weight-canvas').dataset.step == '60'")
+            pg.wait_for_timeout(500)
+            pg.screenshot(path=str(ART / f"run-digits-{scheme}.png"), full_page=True)
+            bg = pg.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert (bg == "rgb(20, 23, 29)") == (scheme == "dark")
 
 
 def test_hidden_space_view_follows_the_slider(page, server, runs_dir):

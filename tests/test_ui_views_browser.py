@@ -6,27 +6,20 @@ epochs). Screenshots go to test-artifacts/ui/.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("starlette")
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytest.importorskip("torch")
 
+from browser_pages import ART, checked_page, chromium, needs_chromium  # noqa: E402
 import netlapse as nl  # noqa: E402
 from netlapse.ui import Dashboard  # noqa: E402
 from netlapse.views.probes import plane_probe  # noqa: E402
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"),
-                                 reason="needs Debian chromium: bash scripts/install_browser.sh")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ART = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 
 
 @pytest.fixture(scope="module")
@@ -61,22 +54,14 @@ def server(runs_dir):
 
 @pytest.fixture(scope="module")
 def browser():
-    ART.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="light")
-    pg = ctx.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ctx.close()
-    assert not errors, errors
+    with checked_page(browser) as pg:
+        yield pg
 
 
 def _ready(page, what):
