@@ -539,6 +539,29 @@ static PyObject *status_list(const int *status, Py_ssize_t k)
     return result;
 }
 
+/* k zeroed items of size bytes (one at least, so that NULL means out of memory) */
+static void *calloc_k(Py_ssize_t k, size_t size)
+{
+    return PyMem_Calloc(k > 0 ? (size_t)k : 1, size);
+}
+
+/* The buffers of seq's k items, with the GIL held; views[i] is held where kinds[i] >= 0 */
+static void hold_inputs(PyObject *seq, Py_ssize_t k, Py_buffer *views, int *kinds)
+{
+    Py_ssize_t i;
+    for (i = 0; i < k; i++)
+        kinds[i] = input_kind(PySequence_Fast_GET_ITEM(seq, i), &views[i], 0);
+}
+
+static void release_inputs(Py_buffer *views, const int *kinds, Py_ssize_t k)
+{
+    Py_ssize_t i;
+    for (i = 0; i < k; i++) {
+        if (kinds[i] >= 0)
+            PyBuffer_Release(&views[i]);
+    }
+}
+
 PyDoc_STRVAR(summarize_many_doc,
 "summarize_many(arrays, stats, hist) -> list[int]\n\n"
 "Summarize each C-contiguous float32/float64 buffer in ``arrays`` into row i of ``stats``\n"
@@ -569,17 +592,14 @@ static PyObject *summarize_many(PyObject *self, PyObject *args)
         Py_DECREF(seq);
         return NULL;
     }
-    views = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *views);
-    kinds = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *kinds);
-    status = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *status);
+    views = calloc_k(k, sizeof *views);
+    kinds = calloc_k(k, sizeof *kinds);
+    status = calloc_k(k, sizeof *status);
     if (views == NULL || kinds == NULL || status == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-
-    /* gather every buffer while holding the GIL */
-    for (i = 0; i < k; i++)
-        kinds[i] = input_kind(PySequence_Fast_GET_ITEM(seq, i), &views[i], 0);
+    hold_inputs(seq, k, views, kinds);
 
     Py_BEGIN_ALLOW_THREADS
     for (i = 0; i < k; i++) {
@@ -593,10 +613,7 @@ static PyObject *summarize_many(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    for (i = 0; i < k; i++) {
-        if (kinds[i] >= 0)
-            PyBuffer_Release(&views[i]);
-    }
+    release_inputs(views, kinds, k);
     result = status_list(status, k);
 
 done:
@@ -681,10 +698,10 @@ static PyObject *summarize_with_delta(PyObject *self, PyObject *args)
                            is_stats ? "float64" : "int64", k * (is_stats ? NSTATS : NBINS)) < 0)
             goto done;
     }
-    views = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *views);
-    pviews = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *pviews);
-    kinds = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *kinds);
-    status = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *status);
+    views = calloc_k(k, sizeof *views);
+    pviews = calloc_k(k, sizeof *pviews);
+    kinds = calloc_k(k, sizeof *kinds);
+    status = calloc_k(k, sizeof *status);
     if (views == NULL || pviews == NULL || kinds == NULL || status == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -720,12 +737,8 @@ static PyObject *summarize_with_delta(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    for (i = 0; i < k; i++) {
-        if (kinds[i] >= 0) {
-            PyBuffer_Release(&views[i]);
-            PyBuffer_Release(&pviews[i]);
-        }
-    }
+    release_inputs(views, kinds, k);
+    release_inputs(pviews, kinds, k);   /* held exactly where views[i] is */
     result = status_list(status, k);
 
 done:
@@ -841,14 +854,13 @@ static PyObject *histogram_many(PyObject *self, PyObject *args)
     if (get_out_buffer(hist_obj, &hist_view, "hist", "lq", "int64", k * NBINS) < 0)
         goto done;
     got = 3;
-    views = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *views);
-    kinds = PyMem_Calloc(k > 0 ? (size_t)k : 1, sizeof *kinds);
+    views = calloc_k(k, sizeof *views);
+    kinds = calloc_k(k, sizeof *kinds);
     if (views == NULL || kinds == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (i = 0; i < k; i++)
-        kinds[i] = input_kind(PySequence_Fast_GET_ITEM(seq, i), &views[i], 0);
+    hold_inputs(seq, k, views, kinds);
     Py_BEGIN_ALLOW_THREADS
     for (i = 0; i < k; i++) {
         if (kinds[i] >= 0)
@@ -857,11 +869,9 @@ static PyObject *histogram_many(PyObject *self, PyObject *args)
                             (int64_t *)hist_view.buf + i * NBINS);
     }
     Py_END_ALLOW_THREADS
-    for (i = 0; i < k; i++) {
-        if (kinds[i] >= 0)
-            PyBuffer_Release(&views[i]);
+    release_inputs(views, kinds, k);
+    for (i = 0; i < k; i++)
         kinds[i] = kinds[i] < 0;   /* the status: 1 = not handled */
-    }
     result = status_list(kinds, k);
 
 done:
