@@ -14,13 +14,35 @@ from pathlib import Path
 from ._run import Run
 from .errors import NetlapseError
 
-__all__ = ["RunTarget", "jsonable", "numeric"]
+__all__ = ["RecorderTarget", "RunTarget", "jsonable", "numeric"]
 
 
 def _watch_signature():
     from .torch import watch
 
     return inspect.signature(watch)
+
+
+class RecorderTarget:
+    """What both Recorders share: the ``RunTarget`` made from their arguments, ``run`` and
+    ``watcher``. Listed first among a Recorder's bases."""
+
+    def __init__(self, run, *, config: dict | None = None, overwrite: bool = False,
+                 resume: bool = False, **watch_options):
+        self._target = RunTarget(run, watch_options, {"overwrite": overwrite, "resume": resume})
+        self._config = dict(config or {})
+        super().__init__()
+
+    @property
+    def run(self):
+        """The run being recorded (None before training starts and after a path's run is
+        closed)."""
+        return self._target.run
+
+    @property
+    def watcher(self):
+        """The ``nl.watch`` watcher (None before training starts)."""
+        return self._target.watcher
 
 
 class RunTarget:

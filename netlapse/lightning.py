@@ -22,7 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without lightning installed
     raise ImportError("netlapse.lightning needs Lightning 2.x: pip install 'netlapse[lightning]'") from exc
 
-from ._trainers import RunTarget, jsonable
+from ._trainers import RecorderTarget, RunTarget, jsonable
 
 __all__ = ["Recorder"]
 
@@ -49,7 +49,7 @@ class _RunLogger(Logger):
         pass   # the Recorder takes hparams from the module when fit starts
 
 
-class Recorder(pl.Callback):
+class Recorder(RecorderTarget, pl.Callback):
     """Record a Lightning ``fit`` into a netlapse run.
 
     ``run``: a folder path (the run is created at fit start and closed at fit end; marked failed
@@ -60,19 +60,8 @@ class Recorder(pl.Callback):
 
     def __init__(self, run, *, config: dict | None = None, overwrite: bool = False,
                  resume: bool = False, **watch_options):
-        run_options = {"overwrite": overwrite, "resume": resume}
-        self._target = RunTarget(run, watch_options, run_options)
-        self._config = dict(config or {})
+        super().__init__(run, config=config, overwrite=overwrite, resume=resume, **watch_options)
         self._logger = None
-
-    @property
-    def run(self):
-        """The run being recorded (None before fit starts and after a path's run is closed)."""
-        return self._target.run
-
-    @property
-    def watcher(self):
-        return self._target.watcher
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         config = {**jsonable(getattr(pl_module, "hparams", {}) or {}), **jsonable(self._config)}

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised without transformers 
     raise ImportError("netlapse.transformers needs transformers: "
                       "pip install 'netlapse[transformers]'") from exc
 
-from ._trainers import RunTarget, jsonable
+from ._trainers import RecorderTarget, jsonable
 
 __all__ = ["Recorder", "ARGUMENTS"]
 
@@ -32,7 +32,7 @@ ARGUMENTS = ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_
              "warmup_steps", "optim", "seed", "bf16", "fp16", "logging_steps", "eval_strategy")
 
 
-class Recorder(TrainerCallback):
+class Recorder(RecorderTarget, TrainerCallback):
     """Record a ``transformers.Trainer`` run into netlapse.
 
     ``run``: a folder path (the run is created when training begins and closed when it ends) or
@@ -40,20 +40,6 @@ class Recorder(TrainerCallback):
     path. Other keywords are ``nl.watch``'s (``every``, ``weights``, ``grads``,
     ``activations``, ``probe``, ``include``, ``exclude``, ``name``, ...).
     """
-
-    def __init__(self, run, *, config: dict | None = None, overwrite: bool = False,
-                 resume: bool = False, **watch_options):
-        self._target = RunTarget(run, watch_options, {"overwrite": overwrite, "resume": resume})
-        self._config = dict(config or {})
-
-    @property
-    def run(self):
-        """The run being recorded (None before training and after a path's run is closed)."""
-        return self._target.run
-
-    @property
-    def watcher(self):
-        return self._target.watcher
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         config = {f"args.{k}": getattr(args, k) for k in ARGUMENTS if hasattr(args, k)}
