@@ -54,6 +54,7 @@ class Run:
         self._failed: BaseException | None = None
         self._closed = False
         self._ending: dict | None = None   # how the script ended the run (see _ending.py)
+        self._saved_before: int | None = None   # resume: the last step already on disk
         self.watchers: list = []
         self._dist = _distributed.context()   # None outside a torch.distributed process group
         if self._dist is not None and not self._dist.is_writer:   # rank 0 alone writes
@@ -101,7 +102,12 @@ class Run:
             self._manifest.update()
 
     def _resume_step(self) -> int:
-        return RunReader(self.path).last_step()
+        """The step to go on from: the last one saved (also named if recording fails later)."""
+        reader = RunReader(self.path)
+        last = reader.last_step()
+        if reader.metric_rows or any(reader[name].length for name in reader.streams()):
+            self._saved_before = last
+        return last
 
     def _make_writer(self):
         from .store.writer import StoreWriter
@@ -233,7 +239,7 @@ class Run:
                 return
             self._failed = exc
         saved = self._pipeline.last_committed_step
-        last = max(saved.values()) if saved else None
+        last = max(saved.values()) if saved else self._saved_before
         last_text = (f"the last step saved is {last}" if last is not None
                      else "no step was saved")
         after = (" Training goes on (pass on_error=\"raise\" to stop instead)."

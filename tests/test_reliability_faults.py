@@ -141,6 +141,30 @@ def test_full_disk_warns_once_and_training_goes_on(small_fs):
     assert not [p for p in path.rglob("*") if p.name.endswith((".tmp", ".partial"))]
 
 
+def test_full_disk_after_resume_names_the_step_saved_before(small_fs):
+    # a resumed run whose disk fills before its first commit: the warning names the last step
+    # of the earlier session (on disk and intact), not "no step was saved"
+    torch.manual_seed(3)
+    model = nn.Linear(256, 256)
+    path = small_fs / "run"
+    run = nl.Run(path)
+    _train(model, run, 2)
+    run.close()
+    before = nl.open_run(path).last_step()
+    assert before == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = nl.Run(path, resume=True, flush_every=3600.0)   # no commit until the disk is full
+        _train(model, run, 40)
+        run.close()
+    ours = [str(w.message) for w in caught if "netlapse" in str(w.message)]
+    assert len(ours) == 1, ours
+    assert "No space left on device" in ours[0]
+    assert f"last step saved is {before};" in ours[0], ours[0]
+    r = nl.open_run(path)
+    assert r.last_step() == before and r.status == "failed"
+
+
 def test_full_disk_raise_mode(small_fs):
     torch.manual_seed(1)
     model = nn.Linear(256, 256)
