@@ -110,13 +110,18 @@ def _hist(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 def _partials_cpu(arrays: list) -> np.ndarray:
     """Partial rows of float32/float64 CPU arrays with the compiled kernel (one call)."""
     stats, _ = _stats.summarize_many(arrays)
+    mean, std, lo, hi, _, mean_abs, zero_frac, nonfinite = stats.T
+    n = np.array([x.size for x in arrays], np.float64)
+    m = n - nonfinite
+    has = m > 0
     rows = np.zeros((len(arrays), _ROW))
-    for i, x in enumerate(arrays):
-        n = x.size
-        mean, std, lo, hi, _, mean_abs, zero_frac, nonfinite = stats[i]
-        m = n - int(nonfinite)
-        rows[i, :5] = 1, n, round(zero_frac * n) if n else 0, nonfinite, m
-        rows[i, 5:] = (mean, std * std * m, mean_abs * m, lo, hi) if m else (0, 0, 0, np.inf, -np.inf)
+    rows[:, 0], rows[:, 1], rows[:, 3], rows[:, 4] = 1, n, nonfinite, m
+    rows[n > 0, 2] = np.round(zero_frac[n > 0] * n[n > 0])   # half to even, as round() does
+    rows[has, 5] = mean[has]
+    rows[has, 6] = std[has] * std[has] * m[has]
+    rows[has, 7] = mean_abs[has] * m[has]
+    rows[:, 8] = np.where(has, lo, np.inf)
+    rows[:, 9] = np.where(has, hi, -np.inf)
     return rows
 
 
