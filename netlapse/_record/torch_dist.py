@@ -113,10 +113,10 @@ def _partials_cpu(arrays: list) -> np.ndarray:
     mean, std, lo, hi, _, mean_abs, zero_frac, nonfinite = stats.T
     n = np.array([x.size for x in arrays], np.float64)
     m = n - nonfinite
-    has = m > 0
+    has, sized = m > 0, n > 0
     rows = np.zeros((len(arrays), _ROW))
     rows[:, 0], rows[:, 1], rows[:, 3], rows[:, 4] = 1, n, nonfinite, m
-    rows[n > 0, 2] = np.round(zero_frac[n > 0] * n[n > 0])   # half to even, as round() does
+    rows[sized, 2] = np.round(zero_frac[sized] * n[sized])   # half to even, as round() does
     rows[has, 5] = mean[has]
     rows[has, 6] = std[has] * std[has] * m[has]
     rows[has, 7] = mean_abs[has] * m[has]
