@@ -62,7 +62,8 @@ VARIANTS = {
     "nl_act_compiled": "torch.compile(model) + netlapse activation stats, every step",
 }
 COMPILED = "_compiled"
-MODELS = ("mlp", "cnn", "resnet18", "gpt", "lit_mlp", "hf_mlp")   # lit_/hf_: the MLP inside a Lightning / HF Trainer
+MODELS = ("mlp", "cnn", "resnet18", "gpt", "lit_mlp", "hf_mlp", "tiny")   # lit_/hf_: the MLP inside a Lightning / HF Trainer;
+# tiny: the MLP's 6 tensors at width 16, batch 8: a step that is almost only the fixed per-step cost
 GPT_VOCAB = 512
 
 
@@ -104,6 +105,11 @@ def _model(name: str):
                               nn.Linear(512, 10))
         batch = 128
         make = lambda g: torch.randn(batch, 784, generator=g)  # noqa: E731
+    elif name == "tiny":
+        model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                              nn.Linear(16, 10))
+        batch = 8
+        make = lambda g: torch.randn(batch, 16, generator=g)  # noqa: E731
     else:
         model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                               nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

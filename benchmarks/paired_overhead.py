@@ -15,8 +15,9 @@ The ratio reported is the median over pairs of adjacent blocks (quartiles in bra
                                              # both arms torch.compile'd (inductor)
     python benchmarks/paired_overhead.py --models resnet18 --threads all --variants nl_stats
 
-Models are those of benchmarks/overhead.py (``mlp``, ``cnn``, ``resnet18``, ``gpt``), SGD with
-momentum 0.9. Variants: ``nl_stats`` (weights, grads and updates/ stats every step, the
+Models are those of benchmarks/overhead.py (``mlp``, ``cnn``, ``resnet18``, ``gpt``; ``tiny``,
+the MLP's six tensors 16 wide, whose step is almost only netlapse's fixed cost per step: the
+column "+us/step" is that cost), SGD with momentum 0.9. Variants: ``nl_stats`` (weights, grads and updates/ stats every step, the
 default of ``watch``), ``nl_act`` (activation stats every step).
 """
 
@@ -36,7 +37,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _paired import Arm, alternate, block_steps, summary  # noqa: E402
 
-MODELS = ("mlp", "cnn", "resnet18", "gpt")
+MODELS = ("mlp", "cnn", "resnet18", "gpt", "tiny")
 VARIANTS = {"nl_stats": dict(weights="stats", grads="stats"),
             "nl_act": dict(weights=None, grads=None, activations="stats")}
 
@@ -118,6 +119,7 @@ def row(r: dict) -> str:
     done = "" if r["complete"] else " (INCOMPLETE)"
     return (f"| {r['model']} | {r['threads']} | {r['variant']}{done} | {r['bare_step_ms']:.2f} "
             f"| **{r['ratio']:.2f}** ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}) "
+            f"| {(r['ratio'] - 1) * r['bare_step_ms'] * 1e3:.0f} "
             f"| {r['median_step_ratio']:.2f} | {r['train_cpu_ratio']:.2f} "
             f"| {r['writer_cpu_ms']:.1f} | {r['pairs']} x {r['block']} |")
 
@@ -163,9 +165,9 @@ def main(argv=None) -> int:
     print(f"\n{args.pairs} pairs of blocks of about {args.block_s} s in one process per row; "
           f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on "
           f"{os.cpu_count()} cores.\n")
-    print("| model | threads | variant | bare step ms | × bare (quartiles) | median step × bare "
-          "| training-thread CPU × bare | writer CPU ms/step | pairs x steps |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | threads | variant | bare step ms | × bare (quartiles) | +us/step "
+          "| median step × bare | training-thread CPU × bare | writer CPU ms/step | pairs x steps |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     return 0
 

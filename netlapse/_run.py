@@ -205,10 +205,11 @@ class Run:
         (``_stats``' layout; e.g. reduced across ranks): stored as they are."""
         self._guarded(self._pipeline.submit_rows, group, step, stats, hist)
 
-    def record_live(self, group, step: int, arrays: list, fill, unchanged):
+    def record_live(self, group, step: int, arrays: list, fill, unchanged, wake: bool = True):
         """Hand tensors to the pipeline without a copy (see ``LiveCapture``); the adapter must
-        call ``settle`` on the result before they can change. None if recording stopped."""
-        return self._guarded(self._pipeline.submit_live, group, step, arrays, fill, unchanged)
+        call ``settle`` on the result before they can change. None if recording stopped.
+        ``wake=False``: another message follows soon and wakes the writer for both."""
+        return self._guarded(self._pipeline.submit_live, group, step, arrays, fill, unchanged, wake)
 
     def settle(self, live) -> None:
         """Wait until the writer no longer reads ``live``'s tensors in place (or copy them)."""

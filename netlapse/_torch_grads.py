@@ -20,6 +20,9 @@ Safety, per optimizer:
   is not stored, and a warning says so (``pipeline.LiveCapture``).
 - At most ``MAX_HELD`` captures of dropped grads wait for the writer; past that the oldest is
   settled, so a writer that falls behind holds a bounded number of old grads in memory.
+- When the weights after the update go to the writer in place too, the grads are queued
+  without waking it (``send(wake=False)``): the weights' hand-over at the next forward pass
+  wakes it for both, one system call a step instead of two.
 
 Only CPU tensors of the dtypes numpy reads in place qualify, outside torch.distributed.
 """
@@ -48,11 +51,15 @@ class LiveGrads:
         """Whether optimizer ``i``'s grads go live at this update."""
         return self.live[i] is True
 
-    def send(self, i: int, group, step: int, named: list, fill) -> None:
-        """Hand optimizer ``i``'s grads (``named``: (name, param) pairs with grads) over live."""
-        params = [p for _, p in named]
-        grads = [p.grad for p in params]         # the objects: dropped means p.grad is not g
-        tensors = [g.detach() for g in grads]    # (a detached view shares the version counter)
+    def send(self, i: int, group, step: int, named: list, grads: list, fill,
+             wake: bool = True) -> None:
+        """Hand optimizer ``i``'s grads (``named``: (name, param) pairs; ``grads``: their
+        ``.grad`` objects, as dropped means ``p.grad is not g``) over live. ``wake=False``:
+        the weights' hand-over at the next forward pass wakes the writer for both."""
+        if any(g.requires_grad for g in grads):   # create_graph=True: numpy needs a detached view
+            tensors = [g.detach() for g in grads]  # (it shares the version counter)
+        else:
+            tensors = grads
         if not self.readable(tensors):
             self.live[i] = False
             self.run.record_group(group, step, fill(tensors))
@@ -63,9 +70,9 @@ class LiveGrads:
             return all(t._version == v for t, v in zip(tensors, versions))
 
         cap = self.run.record_live(group, step, [t.numpy() for t in tensors], fill(tensors),
-                                   unchanged)
+                                   unchanged, wake)
         if cap is not None:
-            self._attached.append((i, cap, params, grads, versions))
+            self._attached.append((i, cap, [p for _, p in named], grads, versions))
 
     def on_trial(self, i: int, named: list) -> None:
         """Optimizer ``i``'s grads were just copied; watch whether this update qualifies it."""

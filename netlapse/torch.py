@@ -30,6 +30,7 @@ from ._record.support import (host_dtype, module_entry, param_entry, probe_rejec
                                require_open_run, split_probe, summary)
 from ._record.torch_dist import attach as _attach_dist
 from ._torch_grads import LiveGrads
+from ._torch_params import ParamViews, readable_in_place as _readable_in_place
 from ._torch_optim import ScalerHooks, UpdateHooks, optimizer_list
 from ._torch_compiled import clean_name, eager_call, forget_compiled_code, has_compiled_parts, unwrap
 from ._torch_state import BufferSlots, state_summary
@@ -40,9 +41,6 @@ from .errors import CollectiveError, NetlapseError
 __all__ = ["watch", "Watcher", "model_summary", "MAX_CALLS"]
 
 _WATCHED: "weakref.WeakKeyDictionary[nn.Module, Watcher]" = weakref.WeakKeyDictionary()
-
-_IN_PLACE_DTYPES = (torch.float32, torch.float64, torch.float16)   # stored as they are
-
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
@@ -104,6 +102,8 @@ class Watcher:
         self._host_views: dict[int, tuple] = {}   # id(slab views) -> (views, torch views)
         self._weights_due: int | None = None      # a step whose weights are still to be read
         self._weights_live = None                 # LiveCapture the writer may be reading
+        self._weights_follow = False   # the last captured weights went live: their hand-over at
+        # the next forward wakes the writer, so the grads before them need not (_record_grads)
         self._in_probe = False
         self._dist = _attach_dist(model, run)   # None outside a torch.distributed process group
         base = model if self._dist is None else self._dist.module   # DDP: names without "module."
@@ -118,6 +118,9 @@ class Watcher:
         chosen = set(select_names(all_names, include, exclude))
         self.buffers = BufferSlots(base, buffers, chosen.__contains__)
         self.params = [(n, p) for n, p in named.items() if n in chosen]
+        self._param_views = ParamViews(   # what the in-place hand-over of weights reuses
+            self.params, lambda ts: self._group("weights", self.params, ts, self.plan.weights),
+            self._copier)
         self.leaves = [(n, m) for n, m in leaves.items() if n in chosen]
         self.probe_capture, self.probe_names = probe_layers(
             [n for n, _ in self.leaves], probe_capture, probe_include, probe_exclude)
@@ -289,7 +292,7 @@ class Watcher:
     def _readable_in_place(self) -> bool:
         if self._dist is not None and not self._dist.in_place_ok:
             return False
-        return _readable_in_place([p for _, p in self.params])
+        return self._param_views.current().readable
 
     def _on_forward(self, module=None, args=None) -> None:
         if self._in_probe:
@@ -301,15 +304,18 @@ class Watcher:
 
     def _send_weights_live(self) -> None:
         step, self._weights_due = self._weights_due, None
-        tensors = [p.detach() for _, p in self.params]
+        views = self._param_views.current()
+        if not views.readable:   # moved since the update (e.g. to a GPU): copied instead
+            self._record_group("weights", self.params, step, self.plan.weights)
+            return
+        tensors = views.tensors
         versions = [t._version for t in tensors]
 
         def unchanged():
             return all(t._version == v for t, v in zip(tensors, versions))
 
-        self._weights_live = self.run.record_live(
-            self._group("weights", self.params, tensors, self.plan.weights), step,
-            [t.numpy() for t in tensors], self._copier(tensors), unchanged)
+        self._weights_live = self.run.record_live(views.group, step, views.arrays, views.fill,
+                                                  unchanged)
 
     def _settle(self) -> None:
         """Before weights may change: the writer has read (or has a copy of) the last ones.
@@ -328,7 +334,9 @@ class Watcher:
         if not self.plan.due(step):
             return
         if self.plan.weights and self.params:
-            if self.optimizers and not self.closed and self._readable_in_place():
+            self._weights_follow = bool(self.optimizers and not self.closed
+                                        and self._readable_in_place())
+            if self._weights_follow:
                 self._settle()
                 self._weights_due = step
             else:
@@ -358,9 +366,9 @@ class Watcher:
         named = [(n, p) for n, p in (params or self.params) if p.grad is not None]
         live = self._live_grads if index is not None else None
         if live is not None and named and live.wants(index):
-            tensors = [p.grad.detach() for _, p in named]
-            live.send(index, self._group("grads", named, tensors, self.plan.grads), step, named,
-                      self._copier)
+            grads = [p.grad for _, p in named]
+            live.send(index, self._group("grads", named, grads, self.plan.grads), step, named,
+                      grads, self._copier, wake=not self._weights_follow)
             return
         self._record_group("grads", [(n, p.grad) for n, p in named], step, self.plan.grads)
         if live is not None:
@@ -428,12 +436,6 @@ class Watcher:
         if exc_type is not None:   # the run is marked failed (or interrupted) when it closes
             self.run._note_exception(exc_type, exc, tb)
         self.close()
-
-
-def _readable_in_place(tensors) -> bool:
-    """Whether numpy can read these tensors where they are (CPU, contiguous, a plain dtype)."""
-    return all(t.device.type == "cpu" and t.dtype in _IN_PLACE_DTYPES and t.is_contiguous()
-               for t in tensors)
 
 
 def _check_name(name, run) -> str | None:

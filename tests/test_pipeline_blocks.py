@@ -109,3 +109,28 @@ def test_metrics_wait_for_the_captures_queued_before_them(tmp_path, monkeypatch)
     assert seen == {0: [], 1: [0, 1], 2: [0, 1, 2]}
     assert run._pipeline.last_committed_step == {"weights/w": 2, "metrics": 2}
     assert nl.open_run(tmp_path / "r").last_step() == 2
+
+
+def test_a_capture_queued_quietly_is_taken_when_the_writer_next_wakes_or_times_out(tmp_path):
+    # submit_live(wake=False) queues without waking the writer (netlapse/torch.py hands over
+    # the grads that way when the weights' hand-over follows); with nothing after it, the
+    # writer's own get() timeout still takes it, in order, and a flush commits it
+    from netlapse._record.pipeline import Group, StreamSpec
+
+    group = Group([StreamSpec("grads/g", {"kind": "grads", "capture": "stats"}, (4, 4),
+                              np.dtype(np.float32), False)])
+    arrays = [np.arange(16, dtype=np.float32).reshape(4, 4)]
+    with nl.Run(tmp_path / "r", flush_every=0.05) as run:
+        pipe = run._pipeline
+        woke, quiet = [], []
+        put, put_quiet = pipe._queue.put, pipe._queue.put_quiet
+        pipe._queue.put = lambda item: (woke.append(item), put(item))
+        pipe._queue.put_quiet = lambda item: (quiet.append(item), put_quiet(item))
+        cap = pipe.submit_live(group, 3, arrays, lambda views: None, lambda: True, wake=False)
+        with cap.cond:   # no other message: taken by the writer's get() timing out
+            assert cap.cond.wait_for(lambda: cap.state == cap.DONE, timeout=30)
+        run.log(3, loss=0.5)
+        assert (len(woke), len(quiet)) == (0, 1)
+    s = nl.open_run(tmp_path / "r")["grads/g"]
+    assert list(s.steps) == [3]
+    np.testing.assert_array_equal(s.stats_array[0], summarize(arrays[0])[0])

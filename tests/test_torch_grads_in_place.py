@@ -223,3 +223,43 @@ def test_torchvision_style_resnet_grads_read_in_place_exact(tmp_path):
         assert list(s.steps) == [1, 2, 3, 4, 5], name
         for k in s.steps:
             np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
+
+
+def test_grads_and_weights_handed_over_live_wake_the_writer_once_a_step(tmp_path):
+    # the grads of update k are queued quietly; the weights after it, handed over at the next
+    # forward pass, wake the writer for both (a wake-up costs the training thread a system
+    # call). Both stay exact, and every step's metrics are committed with its captures.
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    used_grads, used_weights = {}, {}
+    opt.register_step_pre_hook(lambda o, a, k: used_grads.__setitem__(
+        len(used_grads) + 1, {n: p.grad.detach().clone() for n, p in model.named_parameters()}))
+    woke, quiet = [], []
+    steps = 12
+    with nl.Run(tmp_path / "run") as run:
+        w = nl.watch(model, run, opt, weights="full", grads="full")
+        put, put_quiet = run._pipeline._queue.put, run._pipeline._queue.put_quiet
+        run._pipeline._queue.put = lambda item: (woke.append(item), put(item))
+        run._pipeline._queue.put_quiet = lambda item: (quiet.append(item), put_quiet(item))
+        for step in range(steps):
+            used_weights[step] = {n: p.detach().clone() for n, p in model.named_parameters()}
+            x, y = batch(step)
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            run.log(loss=loss.item())
+        assert w._live_grads.live == [True]
+    # update 1's grads are copied (the trial that shows the loop drops them); updates 2..12
+    # are queued quietly, each followed by the weights' hand-over (steps 1..11) that wakes
+    assert [(c.names[0].split("/")[0], c.step) for c in quiet] == [("grads", k) for k in range(2, steps + 1)]
+    live_weights = [c.step for c in woke if isinstance(c, pipeline.LiveCapture)]
+    assert live_weights == list(range(0, steps))
+    _check(tmp_path, used_grads)
+    r = nl.open_run(tmp_path / "run")
+    for name in dict(tiny_model().named_parameters()):
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(steps + 1))
+        for k in range(steps):
+            np.testing.assert_array_equal(s.at(k), used_weights[k][name].numpy(), err_msg=f"{name} {k}")
+    assert r.last_step() == steps and list(r.metrics["step"]) == list(range(1, steps + 1))

@@ -170,3 +170,34 @@ def test_flush_and_close_record_weights_no_forward_has_read_yet(tmp_path):
     r = nl.open_run(tmp_path / "run")
     assert list(r["weights/2.bias"].steps) == [0, 1, 2]
     np.testing.assert_array_equal(r["weights/2.bias"].at(2), model[2].bias.detach().numpy())
+
+
+def test_weights_given_new_memory_or_a_new_layout_mid_run_are_recorded_exactly(tmp_path):
+    # the in-place hand-over reuses its views of the parameters (netlapse/_torch_params.py)
+    # until one changes memory, shape, strides or dtype: a parameter given new memory
+    # (p.data = ...) at step 4, and a square weight transposed to a non-contiguous view at
+    # step 7 (numpy can no longer read it in place: copied), are both recorded as they are
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    used = {}
+    with nl.Run(tmp_path / "run") as run:
+        nl.watch(model, run, opt, weights="full", grads=None)
+        for step in range(10):
+            with torch.no_grad():
+                if step == 4:
+                    model[2].weight.data = torch.randn(3, 6)
+                if step == 7:
+                    model[0].weight.data = model[0].weight.data.t()
+            used[step] = {n: p.detach().clone() for n, p in model.named_parameters()}
+            x, y = batch(step)
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    assert not model[0].weight.is_contiguous()
+    r = nl.open_run(tmp_path / "run")
+    for name in used[0]:
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(11))
+        for k in range(10):
+            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")

@@ -66,50 +66,70 @@ class Derived:
 
     def __init__(self):
         self._prev: dict[str, tuple[int, np.ndarray]] = {}
+        self._plans: dict = {}   # group -> what its metas ask for (read once per group)
 
-    def summarize(self, specs, views, step: int) -> tuple[np.ndarray, np.ndarray, "Derivation | None"]:
-        """``(stats, hist, derivation)``: the summaries of ``views`` (read now; they may be live
-        memory) and what ``specs`` ask to derive from them.
+    def _plan(self, group):
+        """``(units, updates)`` of a group: ``(i, units meta)`` of its tensors whose unit
+        activity is due, ``(i, stream, every, updates/ stream, its meta)`` of its weights whose
+        ``updates/`` are."""
+        plan = self._plans.get(group)
+        if plan is None:
+            units, updates = [], []
+            for i, spec in enumerate(group.specs):
+                meta = spec.meta
+                if meta.get("units"):
+                    units.append((i, meta["units"]))
+                if meta.get("updates") == "stats":
+                    updates.append((i, spec.name, int(meta.get("every", 1)),
+                                    "updates/" + spec.name.split("/", 1)[1], updates_meta(meta)))
+            plan = self._plans[group] = (units, updates)
+        return plan
+
+    def summarize(self, group, views, step: int) -> tuple[np.ndarray, np.ndarray, "Derivation | None"]:
+        """``(stats, hist, derivation)``: the summaries of ``views`` (the tensors of ``group``,
+        read now; they may be live memory) and what its specs ask to derive from them.
 
         A weight whose ``updates/`` row is due goes through ``_stats.summarize_with_delta``:
         its summary, the summary of its difference to the last copy and the new copy, one
         tensor at a time while it is in the cache, instead of four passes over the whole model.
         """
+        unit_plan, update_plan = self._plan(group)
         units = None
+        if unit_plan:
+            units = [None] * len(views)
+            for i, u in unit_plan:
+                units[i] = self._units(u, views[i])
         pairs: list[int] = []                   # weights whose difference to the copy is due
-        for i, (spec, view) in enumerate(zip(specs, views)):
-            meta = spec.meta
-            u = meta.get("units")
-            if u:
-                if units is None:
-                    units = [None] * len(specs)
-                units[i] = self._units(u, view)
-            if meta.get("updates") == "stats":
-                prev = self._prev.get(spec.name)
-                every = int(meta.get("every", 1))
-                if prev is None or prev[1].shape != view.shape or step - prev[0] != every:
-                    self._prev[spec.name] = (step, np.array(view, copy=True))   # restart
-                else:
-                    pairs.append(i)
+        due = []
+        for entry in update_plan:
+            i, name, every = entry[0], entry[1], entry[2]
+            view = views[i]
+            prev = self._prev.get(name)
+            if prev is None or prev[1].shape != view.shape or step - prev[0] != every:
+                self._prev[name] = (step, np.array(view, copy=True))   # restart
+            else:
+                pairs.append(i)
+                due.append(entry)
         if not pairs:
             stats, hist = _stats.summarize_many(views)
             return stats, hist, None if units is None else Derivation(units, [])
         k = len(views)
-        stats = np.empty((k, _stats.N_STATS))
-        hist = np.empty((k, _stats.HIST_BINS), np.int64)
-        paired = set(pairs)
-        rest = [i for i in range(k) if i not in paired]
-        if rest:
+        if len(pairs) == k:
+            prevs = [self._prev[name][1] for _, name, *_ in due]
+            dstats, dhist, stats, hist = _stats.summarize_with_delta(views, prevs)
+        else:
+            stats = np.empty((k, _stats.N_STATS))
+            hist = np.empty((k, _stats.HIST_BINS), np.int64)
+            paired = set(pairs)
+            rest = [i for i in range(k) if i not in paired]
             stats[rest], hist[rest] = _stats.summarize_many([views[i] for i in rest])
-        prevs = [self._prev[specs[i].name][1] for i in pairs]
-        dstats, dhist, stats[pairs], hist[pairs] = _stats.summarize_with_delta(
-            [views[i] for i in pairs], prevs)
+            prevs = [self._prev[name][1] for _, name, *_ in due]
+            dstats, dhist, stats[pairs], hist[pairs] = _stats.summarize_with_delta(
+                [views[i] for i in pairs], prevs)
         updates = []
-        for row, i in enumerate(pairs):
-            spec = specs[i]
-            self._prev[spec.name] = (step, prevs[row])
-            updates.append(("updates/" + spec.name.split("/", 1)[1], updates_meta(spec.meta),
-                            dstats[row], dhist[row]))
+        for row, (_, name, _, stream, meta) in enumerate(due):
+            self._prev[name] = (step, prevs[row])
+            updates.append((stream, meta, dstats[row], dhist[row]))
         return stats, hist, Derivation(units or [None] * k, updates)
 
     def forget(self, specs) -> None:

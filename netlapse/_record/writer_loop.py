@@ -280,7 +280,7 @@ class WriterLoop:
             views = [b.next_row() for b in batches]
             stats = None
         else:   # before done(): they may be live views
-            stats, hist, derived = self._derived.summarize(group.specs, views, step)
+            stats, hist, derived = self._derived.summarize(group, views, step)
         if check is not None and not check():
             self._derived.forget(group.specs)
             warnings.warn(f"netlapse: {', '.join(s.name for s in group.specs)} changed in place "
@@ -290,7 +290,7 @@ class WriterLoop:
         if done is not None:
             done()
         if stats is None:
-            stats, hist, derived = self._derived.summarize(group.specs, views, step)
+            stats, hist, derived = self._derived.summarize(group, views, step)
         for i, (spec, batch) in enumerate(zip(group.specs, batches)):
             batch.steps.append(step)
             batch.stats.append(stats[i])
