@@ -30,7 +30,6 @@ class ParamViews:
 
     def __init__(self, params: list, group_of, copier):
         self._params = [p for _, p in params]
-        self._named = params
         self._group_of = group_of   # group_of(tensors) -> pipeline Group of the weights
         self._copier = copier       # copier(tensors) -> fill(views)
         self._layout = None

@@ -102,8 +102,9 @@ class Watcher:
         self._host_views: dict[int, tuple] = {}   # id(slab views) -> (views, torch views)
         self._weights_due: int | None = None      # a step whose weights are still to be read
         self._weights_live = None                 # LiveCapture the writer may be reading
-        self._weights_follow = False   # the last captured weights went live: their hand-over at
-        # the next forward wakes the writer, so the grads before them need not (_record_grads)
+        # the last captured weights went live: their hand-over at the next forward wakes the
+        # writer, so the grads queued before them need not (_record_grads)
+        self._weights_follow = False
         self._in_probe = False
         self._dist = _attach_dist(model, run)   # None outside a torch.distributed process group
         base = model if self._dist is None else self._dist.module   # DDP: names without "module."
