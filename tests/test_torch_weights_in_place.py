@@ -201,3 +201,63 @@ def test_weights_given_new_memory_or_a_new_layout_mid_run_are_recorded_exactly(t
         assert list(s.steps) == list(range(11))
         for k in range(10):
             np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
+
+
+def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, monkeypatch):
+    # a commit of many streams takes tens of ms; the writer takes the data messages queued
+    # meanwhile between two streams' writes (WriterLoop._serve_queue), so weights handed over
+    # during a commit are read in place before the next update, not copied by the training
+    # thread. They go to the next commit; every step stays exact.
+    from netlapse.store import writer as store_writer
+
+    first_in, first_go, second_in, second_go = (threading.Event() for _ in range(4))
+    calls = [0]
+    append = store_writer.StoreWriter.append_stream
+
+    def held_append(self, *args, **kwargs):
+        if holding[0]:
+            calls[0] += 1
+            if calls[0] == 1:
+                first_in.set()
+                assert first_go.wait(30)
+            elif calls[0] == 2:
+                second_in.set()
+                assert second_go.wait(30)
+        return append(self, *args, **kwargs)
+
+    holding = [False]
+    monkeypatch.setattr(store_writer.StoreWriter, "append_stream", held_append)
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    used = {}
+
+    def forward_backward(k):
+        used[k] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        x, y = batch(k)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+
+    with nl.Run(tmp_path / "run", flush_every=3600.0) as run:
+        w = nl.watch(model, run, opt, weights="stats", grads=None)
+        for k in range(3):
+            forward_backward(k)
+            opt.step()
+        holding[0] = True
+        run._pipeline._put(pipeline.Flush(threading.Event()))   # a commit, not waited for
+        assert first_in.wait(30)
+        forward_backward(3)          # the weights of step 3 are handed over during the commit
+        cap = w._weights_live
+        first_go.set()               # the first stream is written, then the queue is served
+        assert second_in.wait(30)    # ... before the second stream's write
+        assert cap.state == cap.DONE
+        second_go.set()
+        opt.step()
+        for k in range(4, 7):
+            forward_backward(k)
+            opt.step()
+        used[7] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    r = nl.open_run(tmp_path / "run")
+    for name in used[0]:
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(8))
+        assert_stats_rows(s, {k: used[k][name] for k in range(8)})

@@ -31,6 +31,8 @@ from .pipeline import BufferPool, Capture, Close, Flush, Group, LiveCapture, Row
 
 __all__ = ["WriterLoop", "StoreSink"]
 
+_DATA = (Capture, LiveCapture, Rows)   # messages that carry recorded values
+
 BATCH_BYTES = 4 << 20      # a full stream's block of steps held before it is written
 MAX_BATCH_STEPS = 256
 FLUSH_SHARE = 20          # commit at most every 20x the time the last commit took,
@@ -165,12 +167,8 @@ class WriterLoop:
                 self._drain_after_error(item)
                 return
             try:
-                if isinstance(item, Capture):
-                    self._take(item)
-                elif isinstance(item, LiveCapture):
-                    self._take_live(item)
-                elif isinstance(item, Rows):
-                    self._store_rows(item)
+                if isinstance(item, _DATA):
+                    self._take_item(item)
                 elif isinstance(item, Flush) and not item.commit:
                     item.done.set()   # a drain: everything before it is taken
                 elif isinstance(item, (Flush, Close)):
@@ -191,6 +189,31 @@ class WriterLoop:
                         return
                 self._drain_after_error()
                 return
+
+    def _take_item(self, item) -> None:
+        """Summarize and batch one data message (a capture, a live capture, or rows)."""
+        if isinstance(item, Capture):
+            self._take(item)
+        elif isinstance(item, LiveCapture):
+            self._take_live(item)
+        else:
+            self._store_rows(item)
+
+    def _serve_queue(self) -> None:
+        """Between two streams of a commit: take the data messages queued meanwhile (at most
+        as many as are waiting now), into the batches of the next commit. A commit of many
+        streams takes tens of milliseconds; weights handed over in place during it would
+        otherwise be copied by the training thread at its next update, and the pool's slabs run
+        out. Stops at a flush, close or drain: those wait for this commit to end."""
+        for _ in range(self._queue.qsize()):
+            with self._queue.mutex:
+                head = self._queue.queue[0] if self._queue.queue else None
+            if not isinstance(head, _DATA):
+                return
+            item = self._queue.get_nowait()   # only this thread takes: the head is unchanged
+            self._got += 1
+            self._take_metrics()
+            self._take_item(item)
 
     def _take_metrics(self) -> None:
         """Batch the metrics logged before the last message taken, not those logged after a
@@ -359,41 +382,51 @@ class WriterLoop:
                                   max(self.flush_every, FLUSH_SHARE * took))
 
     def _commit_pending(self) -> None:
-        wrote = False
-        ends: dict[str, int] = {}
-        published, metrics = [], None
+        """Publish what is batched now: a cut in recording order. The batches and metrics are
+        staged first and emptied; when no stream holds full tensors, data messages that
+        arrive while the staged rows are written are taken between two streams
+        (``_serve_queue``) and go to the next commit."""
         self._in_write = {}
+        staged = []
+        serve = not any(batch.values is not None for batch in self._batches.values())
         for name, batch in self._batches.items():
             k = len(batch.steps)
             if not k:
                 continue
             if batch.values is not None and k > batch.written:
                 self._write_values(name, batch, k - batch.written)
-            extras = {key: np.stack(rows) for key, rows in batch.extra.items() if len(rows) == k}
-            steps = np.asarray(batch.steps, np.int64)
-            stats = np.asarray(batch.stats, np.float64).reshape(k, N_STATS)
-            self.writer.append_stream(
-                name, batch.meta, steps, stats,
-                np.asarray(batch.hist, np.int64).reshape(k, HIST_BINS), None,
-                **({"extras": extras} if extras else {}))
-            if self.observers:
-                published.append((name, batch.meta, steps, stats, extras))
-            ends[name] = batch.steps[-1]
+            staged.append((name, batch.meta, batch.steps, batch.stats, batch.hist, batch.extra))
             self._in_write[name] = list(batch.steps)
-            self.beat = time.monotonic()
-            batch.steps.clear(), batch.stats.clear(), batch.hist.clear(), batch.extra.clear()
+            batch.steps, batch.stats, batch.hist, batch.extra = [], [], [], {}
             batch.written = 0
-            wrote = True
-        if self._metric_steps:
-            names = dict.fromkeys(k for row in self._metric_rows for k in row)
-            cols = {n: np.array([row.get(n, np.nan) for row in self._metric_rows], np.float64)
+        metric_steps, metric_rows = self._metric_steps, self._metric_rows
+        self._metric_steps, self._metric_rows = [], []
+        ends: dict[str, int] = {}
+        published, metrics = [], None
+        if metric_steps:   # the metrics' rows are in the commit as soon as it is staged
+            self._in_write["metrics"] = list(metric_steps)
+        for name, meta, steps, stats, hist, extra in staged:
+            k = len(steps)
+            extras = {key: np.stack(rows) for key, rows in extra.items() if len(rows) == k}
+            steps_a = np.asarray(steps, np.int64)
+            stats_a = np.asarray(stats, np.float64).reshape(k, N_STATS)
+            self.writer.append_stream(
+                name, meta, steps_a, stats_a, np.asarray(hist, np.int64).reshape(k, HIST_BINS),
+                None, **({"extras": extras} if extras else {}))
+            if self.observers:
+                published.append((name, meta, steps_a, stats_a, extras))
+            ends[name] = steps[-1]
+            self.beat = time.monotonic()
+            if serve:
+                self._serve_queue()
+        if metric_steps:
+            names = dict.fromkeys(k for row in metric_rows for k in row)
+            cols = {n: np.array([row.get(n, np.nan) for row in metric_rows], np.float64)
                     for n in names}
-            self.writer.append_metrics(np.asarray(self._metric_steps, np.int64), cols)
-            metrics = (np.asarray(self._metric_steps, np.int64), cols)
-            ends["metrics"] = self._metric_steps[-1]   # as Reader.last_step counts them
-            self._metric_steps, self._metric_rows = [], []
-            wrote = True
-        if wrote:
+            self.writer.append_metrics(np.asarray(metric_steps, np.int64), cols)
+            metrics = (np.asarray(metric_steps, np.int64), cols)
+            ends["metrics"] = metric_steps[-1]   # as Reader.last_step counts them
+        if ends:
             if self.abort.is_set():   # close() gave up and told the user what is not written
                 raise RecordingError("recording was abandoned by close()")
             self.writer.commit(waited_s=self.pool.waited_s, **self._on_commit())
