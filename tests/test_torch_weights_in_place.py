@@ -261,3 +261,65 @@ def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, m
         s = r[f"weights/{name}"]
         assert list(s.steps) == list(range(8))
         assert_stats_rows(s, {k: used[k][name] for k in range(8)})
+
+
+def test_full_weights_taken_during_a_commit_are_written_after_its_rows(tmp_path, monkeypatch):
+    # with full tensors written as soon as their block fills (one step a block here), a row
+    # taken between two streams of a commit lands after the rows that commit is appending,
+    # also for streams it has not appended yet (WriterLoop._length); every step stays exact
+    from netlapse._record import writer_loop
+    from netlapse.store import writer as store_writer
+
+    monkeypatch.setattr(writer_loop, "BATCH_BYTES", 1)
+    first_in, first_go, second_in, second_go = (threading.Event() for _ in range(4))
+    calls = [0]
+    holding = [False]
+    append = store_writer.StoreWriter.append_stream
+
+    def held_append(self, *args, **kwargs):
+        if holding[0]:
+            calls[0] += 1
+            if calls[0] == 1:
+                first_in.set()
+                assert first_go.wait(30)
+            elif calls[0] == 2:
+                second_in.set()
+                assert second_go.wait(30)
+        return append(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_writer.StoreWriter, "append_stream", held_append)
+    model = tiny_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    used = {}
+
+    def forward_backward(k):
+        used[k] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        x, y = batch(k)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+
+    with nl.Run(tmp_path / "run", flush_every=3600.0) as run:
+        w = nl.watch(model, run, opt, weights="full", grads=None)
+        for k in range(3):
+            forward_backward(k)
+            opt.step()
+        holding[0] = True
+        run._pipeline._put(pipeline.Flush(threading.Event()))   # a commit, not waited for
+        assert first_in.wait(30)
+        forward_backward(3)
+        cap = w._weights_live
+        first_go.set()
+        assert second_in.wait(30)
+        assert cap.state == cap.DONE   # read, and its rows written, inside the commit
+        second_go.set()
+        opt.step()
+        for k in range(4, 7):
+            forward_backward(k)
+            opt.step()
+        used[7] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    r = nl.open_run(tmp_path / "run")
+    for name in used[0]:
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(8))
+        for k in range(8):
+            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")

@@ -128,6 +128,7 @@ class WriterLoop:
         self._metric_steps: list[int] = []
         self._metric_rows: list[dict] = []
         self._in_write: dict[str, list] = {}   # steps appended by the current flush, not committed
+        self._staged_rows: dict[str, int] = {}   # rows a commit in progress has yet to append
         self._derived = Derived()                # unit activity and updates (derive.py)
         # callables run on this thread after each commit with what it published:
         # ([(name, meta, steps, stats, extras)], (metric steps, {name: values}) or None)
@@ -347,7 +348,7 @@ class WriterLoop:
         chunk boundary it reaches (after a commit wrote part of a chunk), so that blocks
         realign with whole chunks."""
         rows = len(batch.steps) - batch.written
-        end = self.writer.length(name) + batch.written + rows
+        end = self._length(name) + batch.written + rows
         if rows == len(batch.values) or (
                 end % batch.chunk == 0 and rows > len(batch.values) - batch.chunk):
             self._write_values(name, batch, rows)
@@ -359,11 +360,16 @@ class WriterLoop:
         stored uncompressed: compressing full tensors is the writer's largest cost (about
         0.7 ms per MB), and a writer that keeps training waiting should not spend it.
         """
-        start = self.writer.length(name) + batch.written
+        start = self._length(name) + batch.written
         waited = self.pool.waited_s
         fast, self._waited_seen = waited > self._waited_seen, waited
         self.writer.write_values(name, batch.meta, start, batch.values[:rows], fast)
         batch.written += rows
+
+    def _length(self, name: str) -> int:
+        """Rows of ``name`` in the store, counting those a commit in progress has staged but
+        not yet appended (``_commit_pending``): where a new block of full tensors starts."""
+        return self.writer.length(name) + self._staged_rows.get(name, 0)
 
     def _batch_full(self) -> bool:
         return (any(len(b.steps) >= MAX_PENDING_STEPS for b in self._batches.values())
@@ -383,12 +389,12 @@ class WriterLoop:
 
     def _commit_pending(self) -> None:
         """Publish what is batched now: a cut in recording order. The batches and metrics are
-        staged first and emptied; when no stream holds full tensors, data messages that
-        arrive while the staged rows are written are taken between two streams
-        (``_serve_queue``) and go to the next commit."""
+        staged first (full tensors not yet written are written then) and emptied; data
+        messages that arrive while the staged rows are appended are taken between two streams
+        (``_serve_queue``) and go to the next commit (a block of full tensors filled meanwhile
+        is written after the staged rows: ``_length``)."""
         self._in_write = {}
         staged = []
-        serve = not any(batch.values is not None for batch in self._batches.values())
         for name, batch in self._batches.items():
             k = len(batch.steps)
             if not k:
@@ -397,6 +403,7 @@ class WriterLoop:
                 self._write_values(name, batch, k - batch.written)
             staged.append((name, batch.meta, batch.steps, batch.stats, batch.hist, batch.extra))
             self._in_write[name] = list(batch.steps)
+            self._staged_rows[name] = k   # full tensors taken meanwhile are written after them
             batch.steps, batch.stats, batch.hist, batch.extra = [], [], [], {}
             batch.written = 0
         metric_steps, metric_rows = self._metric_steps, self._metric_rows
@@ -415,10 +422,10 @@ class WriterLoop:
                 None, **({"extras": extras} if extras else {}))
             if self.observers:
                 published.append((name, meta, steps_a, stats_a, extras))
+            del self._staged_rows[name]
             ends[name] = steps[-1]
             self.beat = time.monotonic()
-            if serve:
-                self._serve_queue()
+            self._serve_queue()
         if metric_steps:
             names = dict.fromkeys(k for row in metric_rows for k in row)
             cols = {n: np.array([row.get(n, np.nan) for row in metric_rows], np.float64)
