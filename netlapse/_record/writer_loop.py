@@ -129,6 +129,7 @@ class WriterLoop:
         self._metric_rows: list[dict] = []
         self._in_write: dict[str, list] = {}   # steps appended by the current flush, not committed
         self._staged_rows: dict[str, int] = {}   # rows a commit in progress has yet to append
+        self._served_s = 0.0   # time the commit in progress spent taking messages (_serve_queue)
         self._derived = Derived()                # unit activity and updates (derive.py)
         # callables run on this thread after each commit with what it published:
         # ([(name, meta, steps, stats, extras)], (metric steps, {name: values}) or None)
@@ -206,15 +207,19 @@ class WriterLoop:
         streams takes tens of milliseconds; weights handed over in place during it would
         otherwise be copied by the training thread at its next update, and the pool's slabs run
         out. Stops at a flush, close or drain: those wait for this commit to end."""
-        for _ in range(self._queue.qsize()):
-            with self._queue.mutex:
-                head = self._queue.queue[0] if self._queue.queue else None
-            if not isinstance(head, _DATA):
-                return
-            item = self._queue.get_nowait()   # only this thread takes: the head is unchanged
-            self._got += 1
-            self._take_metrics()
-            self._take_item(item)
+        start = time.monotonic()
+        try:
+            for _ in range(self._queue.qsize()):
+                with self._queue.mutex:
+                    head = self._queue.queue[0] if self._queue.queue else None
+                if not isinstance(head, _DATA):
+                    return
+                item = self._queue.get_nowait()   # only this thread takes: the head is unchanged
+                self._got += 1
+                self._take_metrics()
+                self._take_item(item)
+        finally:
+            self._served_s += time.monotonic() - start
 
     def _take_metrics(self) -> None:
         """Batch the metrics logged before the last message taken, not those logged after a
@@ -377,13 +382,14 @@ class WriterLoop:
 
     def _flush(self) -> None:
         start = time.monotonic()
+        self._served_s = 0.0
         self._commit_pending()
         # A commit costs about the same whatever the number of steps it carries (a few small
         # zarr writes per stream), so on a busy machine commit less often rather than let
         # commits eat the writer's time: at most about 1/FLUSH_SHARE of it goes to them.
         # A flush_every under a second is a request for frequent commits: honoured exactly.
         if self.flush_every >= 1.0:
-            took = time.monotonic() - start
+            took = time.monotonic() - start - self._served_s   # the commit's own time
             self._flush_gap = min(MAX_GAP_FACTOR * self.flush_every,
                                   max(self.flush_every, FLUSH_SHARE * took))
 
