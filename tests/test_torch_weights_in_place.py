@@ -203,15 +203,16 @@ def test_weights_given_new_memory_or_a_new_layout_mid_run_are_recorded_exactly(t
             np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
 
 
-def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, monkeypatch):
-    # a commit of many streams takes tens of ms; the writer takes the data messages queued
-    # meanwhile between two streams' writes (WriterLoop._serve_queue), so weights handed over
-    # during a commit are read in place before the next update, not copied by the training
-    # thread. They go to the next commit; every step stays exact.
+
+def _train_through_a_held_commit(tmp_path, monkeypatch, weights):
+    """7 updates; a commit (not waited for) starts after update 3 and is held at its first and
+    second stream's append. The weights of step 3 are handed over while it is held at the
+    first; returns their capture's state when the commit reaches the second, and the weights
+    each step used (step 7: after the last update)."""
     from netlapse.store import writer as store_writer
 
     first_in, first_go, second_in, second_go = (threading.Event() for _ in range(4))
-    calls = [0]
+    calls, holding = [0], [False]
     append = store_writer.StoreWriter.append_stream
 
     def held_append(self, *args, **kwargs):
@@ -225,7 +226,6 @@ def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, m
                 assert second_go.wait(30)
         return append(self, *args, **kwargs)
 
-    holding = [False]
     monkeypatch.setattr(store_writer.StoreWriter, "append_stream", held_append)
     model = tiny_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
@@ -238,7 +238,7 @@ def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, m
         nn.functional.cross_entropy(model(x), y).backward()
 
     with nl.Run(tmp_path / "run", flush_every=3600.0) as run:
-        w = nl.watch(model, run, opt, weights="stats", grads=None)
+        w = nl.watch(model, run, opt, weights=weights, grads=None)
         for k in range(3):
             forward_backward(k)
             opt.step()
@@ -249,13 +249,23 @@ def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, m
         cap = w._weights_live
         first_go.set()               # the first stream is written, then the queue is served
         assert second_in.wait(30)    # ... before the second stream's write
-        assert cap.state == cap.DONE
+        state = cap.state
         second_go.set()
         opt.step()
         for k in range(4, 7):
             forward_backward(k)
             opt.step()
         used[7] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    return state, used
+
+
+def test_weights_handed_over_during_a_commit_are_read_before_it_ends(tmp_path, monkeypatch):
+    # a commit of many streams takes tens of ms; the writer takes the data messages queued
+    # meanwhile between two streams' writes (WriterLoop._serve_queue), so weights handed over
+    # during a commit are read in place before the next update, not copied by the training
+    # thread. They go to the next commit; every step stays exact.
+    state, used = _train_through_a_held_commit(tmp_path, monkeypatch, "stats")
+    assert state == pipeline.LiveCapture.DONE
     r = nl.open_run(tmp_path / "run")
     for name in used[0]:
         s = r[f"weights/{name}"]
@@ -268,55 +278,10 @@ def test_full_weights_taken_during_a_commit_are_written_after_its_rows(tmp_path,
     # taken between two streams of a commit lands after the rows that commit is appending,
     # also for streams it has not appended yet (WriterLoop._length); every step stays exact
     from netlapse._record import writer_loop
-    from netlapse.store import writer as store_writer
 
     monkeypatch.setattr(writer_loop, "BATCH_BYTES", 1)
-    first_in, first_go, second_in, second_go = (threading.Event() for _ in range(4))
-    calls = [0]
-    holding = [False]
-    append = store_writer.StoreWriter.append_stream
-
-    def held_append(self, *args, **kwargs):
-        if holding[0]:
-            calls[0] += 1
-            if calls[0] == 1:
-                first_in.set()
-                assert first_go.wait(30)
-            elif calls[0] == 2:
-                second_in.set()
-                assert second_go.wait(30)
-        return append(self, *args, **kwargs)
-
-    monkeypatch.setattr(store_writer.StoreWriter, "append_stream", held_append)
-    model = tiny_model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-    used = {}
-
-    def forward_backward(k):
-        used[k] = {n: p.detach().clone() for n, p in model.named_parameters()}
-        x, y = batch(k)
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-
-    with nl.Run(tmp_path / "run", flush_every=3600.0) as run:
-        w = nl.watch(model, run, opt, weights="full", grads=None)
-        for k in range(3):
-            forward_backward(k)
-            opt.step()
-        holding[0] = True
-        run._pipeline._put(pipeline.Flush(threading.Event()))   # a commit, not waited for
-        assert first_in.wait(30)
-        forward_backward(3)
-        cap = w._weights_live
-        first_go.set()
-        assert second_in.wait(30)
-        assert cap.state == cap.DONE   # read, and its rows written, inside the commit
-        second_go.set()
-        opt.step()
-        for k in range(4, 7):
-            forward_backward(k)
-            opt.step()
-        used[7] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    state, used = _train_through_a_held_commit(tmp_path, monkeypatch, "full")
+    assert state == pipeline.LiveCapture.DONE   # read, and its rows written, inside the commit
     r = nl.open_run(tmp_path / "run")
     for name in used[0]:
         s = r[f"weights/{name}"]
