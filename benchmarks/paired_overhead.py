@@ -18,7 +18,7 @@ The ratio reported is the median over pairs of adjacent blocks (quartiles in bra
 Models are those of benchmarks/overhead.py (``mlp``, ``cnn``, ``resnet18``, ``gpt``; ``tiny``,
 the MLP's six tensors 16 wide, whose step is almost only netlapse's fixed cost per step: the
 column "+us/step" is that cost), SGD with momentum 0.9. Variants: ``nl_stats`` (weights, grads and updates/ stats every step, the
-default of ``watch``), ``nl_act`` (activation stats every step).
+default of ``watch``), ``nl_wg`` (weights and grads stats every step, ``updates=None``), ``nl_act`` (activation stats every step).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from _paired import Arm, alternate, block_steps, summary  # noqa: E402
 
 MODELS = ("mlp", "cnn", "resnet18", "gpt", "tiny")
 VARIANTS = {"nl_stats": dict(weights="stats", grads="stats"),
+            "nl_wg": dict(weights="stats", grads="stats", updates=None),
             "nl_act": dict(weights=None, grads=None, activations="stats")}
 
 
