@@ -46,6 +46,17 @@ def _train(tmp_path, steps, clip=None, weights="full", between=None, grads=None)
     return model, used
 
 
+def _assert_weights_exact(run_path, names, used, n_steps, checked=None):
+    """Stream ``weights/<name>`` holds steps 0..n_steps-1, and at each step in ``checked``
+    (default: all) exactly ``used[k][name]``, the copy the test took at that moment."""
+    r = nl.open_run(run_path)
+    for name in names:
+        s = r[f"weights/{name}"]
+        assert list(s.steps) == list(range(n_steps))
+        for k in (s.steps if checked is None else checked):
+            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
+
+
 def test_weights_after_a_clip_between_update_and_forward_are_the_clipped_ones(tmp_path):
     # WGAN-style clipping right after opt.step(): the stored weights are what the next forward
     # used, every time (not sometimes before and sometimes after the clip)
@@ -84,12 +95,7 @@ def test_a_slow_writer_makes_the_update_copy_the_weights_first(tmp_path, monkeyp
     hook_captures(monkeypatch, "weights", hold)
     model, used = _train(tmp_path, 8, grads="stats")
     assert states and all(s == pipeline.LiveCapture.COPIED for s in states), states
-    r = nl.open_run(tmp_path / "run")
-    for name in dict(model.named_parameters()):
-        s = r[f"weights/{name}"]
-        assert list(s.steps) == list(range(9))
-        for k in s.steps:
-            np.testing.assert_array_equal(s.at(k), used[k][name].numpy())
+    _assert_weights_exact(tmp_path / "run", dict(model.named_parameters()), used, 9)
 
 
 def test_an_update_waits_while_the_writer_reads_the_weights(tmp_path, monkeypatch):
@@ -195,12 +201,7 @@ def test_weights_given_new_memory_or_a_new_layout_mid_run_are_recorded_exactly(t
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
     assert not model[0].weight.is_contiguous()
-    r = nl.open_run(tmp_path / "run")
-    for name in used[0]:
-        s = r[f"weights/{name}"]
-        assert list(s.steps) == list(range(11))
-        for k in range(10):
-            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
+    _assert_weights_exact(tmp_path / "run", used[0], used, 11, checked=range(10))
 
 
 
@@ -282,9 +283,4 @@ def test_full_weights_taken_during_a_commit_are_written_after_its_rows(tmp_path,
     monkeypatch.setattr(writer_loop, "BATCH_BYTES", 1)
     state, used = _train_through_a_held_commit(tmp_path, monkeypatch, "full")
     assert state == pipeline.LiveCapture.DONE   # read, and its rows written, inside the commit
-    r = nl.open_run(tmp_path / "run")
-    for name in used[0]:
-        s = r[f"weights/{name}"]
-        assert list(s.steps) == list(range(8))
-        for k in range(8):
-            np.testing.assert_array_equal(s.at(k), used[k][name].numpy(), err_msg=f"{name} {k}")
+    _assert_weights_exact(tmp_path / "run", used[0], used, 8)
