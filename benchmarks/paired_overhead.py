@@ -43,13 +43,14 @@ VARIANTS = {"nl_stats": dict(weights="stats", grads="stats"),
             "nl_act": dict(weights=None, grads=None, activations="stats")}
 
 
-def child(model_name: str, variant: str, compiled: bool, pairs: int, block_s: float,
-          workdir: str) -> dict:
+def build_arms(model_name: str, variant: str, compiled: bool, workdir: str, threads: int):
+    """Two copies of ``model_name``'s model and optimizer: the bare arm and the arm watched
+    with ``VARIANTS[variant]`` into a run in ``workdir``. Returns ``(bare, recorded, run)``."""
     import torch
 
     from overhead import _model
 
-    torch.set_num_threads(int(os.environ["NETLAPSE_BENCH_THREADS"]))
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model, data = _model(model_name)
     twin = copy.deepcopy(model)
@@ -88,6 +89,15 @@ def child(model_name: str, variant: str, compiled: bool, pairs: int, block_s: fl
         for _ in range(10):
             a.step()
     run.flush()
+    return bare, recorded, run
+
+
+def child(model_name: str, variant: str, compiled: bool, pairs: int, block_s: float,
+          workdir: str) -> dict:
+    import netlapse
+
+    bare, recorded, run = build_arms(model_name, variant, compiled, workdir,
+                                     int(os.environ["NETLAPSE_BENCH_THREADS"]))
     block = block_steps(bare.step, block_s)
     ratios = alternate(bare, recorded, pairs, block)
     result = summary(bare, recorded, ratios)

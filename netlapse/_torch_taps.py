@@ -88,13 +88,14 @@ def _leaf_hook(slot: int, eager, in_graph: bool):
     return netlapse_tap
 
 
-def _root_hook(slot: int, eager):
+def _root_hook(slot: int, eager, in_graph: bool = True):
     def netlapse_forward_start(module, args):
         if torch.compiler.is_compiling():
-            t = first_tensor(args)
-            if t is None:
-                t = torch.empty(0)
-            torch.ops.netlapse.tap(t, slot, torch.is_grad_enabled())
+            if in_graph:
+                t = first_tensor(args)
+                if t is None:
+                    t = torch.empty(0)
+                torch.ops.netlapse.tap(t, slot, torch.is_grad_enabled())
             return None
         eager(slot, None, torch.is_grad_enabled())
         return None
@@ -129,7 +130,7 @@ class ModuleTaps:
     """
 
     def __init__(self, watcher, root, leaves, *, activations, probe: bool, on_forward=None,
-                 probe_in_graph: bool = False):
+                 probe_in_graph: bool = False, outer=None):
         self.w = watcher
         self.capture = activations
         self.on_forward = on_forward
@@ -149,7 +150,18 @@ class ModuleTaps:
         if activations or on_forward is not None:
             self.root_slot = next(_SLOTS)
             self.slots.append(self.root_slot)
-            self.handles.append(root.register_forward_pre_hook(_root_hook(self.root_slot, self._tap)))
+            # Given torch.compile(model) (``outer``), the forward pass starts in the wrapper's
+            # own hook, which runs eagerly before the compiled code: the model's hook then puts
+            # nothing into the graph when traced (for torch's own containers, nn.Sequential,
+            # torch.compile traces the root's hooks; an op there made the compiled MLP's step
+            # 0.04-0.09 slower, docs/performance.md) and still runs when called eagerly (the
+            # model called directly, or hooks run outside the graph): then the start is
+            # signalled twice, which changes nothing the second time.
+            self.handles.append(root.register_forward_pre_hook(
+                _root_hook(self.root_slot, self._tap, in_graph=outer is None)))
+            if outer is not None:
+                self.handles.append(outer.register_forward_pre_hook(
+                    _root_hook(self.root_slot, self._tap)))
         # Traced into a compiled graph only when needed there: activations, or probe passes
         # through compiled submodules (the probe pass itself runs the watched model eagerly).
         in_graph = bool(activations) or probe_in_graph

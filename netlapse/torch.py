@@ -80,7 +80,7 @@ class Watcher:
                  updates="auto", alerts: bool = False):
         if not isinstance(model, nn.Module):
             raise NetlapseError(f"watch() takes a torch.nn.Module, got {type(model).__name__}.")
-        model = unwrap(model)   # torch.compile(model): record the original's names
+        given, model = model, unwrap(model)   # torch.compile(model): the original's names
         if model in _WATCHED and not _WATCHED[model].closed:
             raise NetlapseError("this model is already watched; close the first watcher "
                                 "(w.close()) before watching it again.")
@@ -150,7 +150,8 @@ class Watcher:
                                 probe=self.probe is not None and self.probe_capture is not None,
                                 probe_in_graph=has_compiled_parts(model),
                                 on_forward=self._on_forward if self.optimizers and (
-                                    self.plan.weights or self._live_grads) else None)
+                                    self.plan.weights or self._live_grads) else None,
+                                outer=given if given is not model else None)
         if self._taps.installed:
             forget_compiled_code(model)   # compiled before watch(): retrace once, with the hooks
         _WATCHED[model] = self

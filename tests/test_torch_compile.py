@@ -174,3 +174,63 @@ def test_compiled_training_step_called_before_watch_is_reported(tmp_path):
             loss_of(torch.randn(5, 3)).backward()
             opt.step()
     assert not [s for s in nl.open_run(tmp_path / "r").streams() if s.startswith("activations/")]
+
+
+@pytest.mark.parametrize("called", ["compiled", "compiled-then-eager"])
+def test_compiled_container_gets_no_netlapse_op_in_its_graph(tmp_path, monkeypatch, called):
+    """torch.compile traces an nn.Sequential's own hooks into its graph. Given the compiled
+    wrapper, watch() signals the forward pass from the wrapper's hook instead: the graph is the
+    bare model's, and the weights are still handed over in place at every forward pass (also
+    when the model itself is called eagerly), exact."""
+    from in_place_helpers import batch, hook_captures, tiny_model
+
+    def graphs_of(model, steps, watch_dir=None):
+        torch._dynamo.reset()
+        graphs = []
+
+        def backend(gm, example_inputs):
+            graphs.append(gm)
+            return gm.forward
+
+        compiled = torch.compile(model, backend=backend)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        run = w = None
+        if watch_dir is not None:
+            compiled(batch(0)[0])   # compiled and run once before watch(), as users do
+            run = nl.Run(watch_dir)
+            w = nl.watch(compiled, run, opt, grads=None)
+        weights = {}
+        for step in range(1, steps + 1):
+            x, y = batch(step)
+            forward = model if called == "compiled-then-eager" and step > 2 else compiled
+            opt.zero_grad()
+            nn.functional.cross_entropy(forward(x), y).backward()
+            opt.step()
+            weights[step] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        if w is not None:
+            w.close()
+            run.close()
+        return graphs, weights
+
+    def ops(graphs):
+        return [str(node.target) for gm in graphs for node in gm.graph.nodes
+                if node.op == "call_function"]
+
+    bare_graphs, _ = graphs_of(tiny_model(), 4)
+    handed_over = []   # weights handed over in place (the writer may still find them copied)
+    hook_captures(monkeypatch, "weights", lambda cap, event: event == "taken" and
+                  handed_over.append(cap.step))
+    graphs, weights = graphs_of(tiny_model(), 4, tmp_path / "r")
+
+    # the graph traced before watch(), then the one retrace that takes in the hooks: the same ops
+    assert len(graphs) == len(bare_graphs) + 1
+    assert ops(graphs[-1:]) == ops(bare_graphs[-1:])
+    assert not [op for op in ops(graphs) if "netlapse" in op]
+    assert sorted(handed_over) == [0, 1, 2, 3]   # each at the next forward pass
+    r = nl.open_run(tmp_path / "r")
+    for n in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        s = r[f"weights/{n}"]
+        assert list(s.steps) == [0, 1, 2, 3, 4]
+        for i, k in enumerate(s.steps[1:], 1):
+            assert s.stats.iloc[i]["max"] == weights[k][n].max().item()
+            assert s.stats.iloc[i]["min"] == weights[k][n].min().item()
