@@ -154,7 +154,7 @@ class ModuleTaps:
             # own hook, which runs eagerly before the compiled code: the model's hook then puts
             # nothing into the graph when traced (for torch's own containers, nn.Sequential,
             # torch.compile traces the root's hooks; an op there made the compiled MLP's step
-            # 0.04-0.09 slower, docs/performance.md) and still runs when called eagerly (the
+            # about 5 % slower, docs/performance.md) and still runs when called eagerly (the
             # model called directly, or hooks run outside the graph): then the start is
             # signalled twice, which changes nothing the second time.
             self.handles.append(root.register_forward_pre_hook(
