@@ -14,23 +14,28 @@ writer work spills into the next bare block. Used by benchmarks/paired_overhead.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Callable
 
 
 class Arm:
-    """One arm: ``step()`` is one training step; ``after()`` runs at the end of each block."""
+    """One arm: ``step()`` is one training step; ``after()`` runs at the end of each block;
+    ``writer_clock()`` (optional) the CPU seconds the recorder's writer thread has used."""
 
-    def __init__(self, step: Callable[[], None], after: Callable[[], None] | None = None):
-        self.step, self.after = step, after
+    def __init__(self, step: Callable[[], None], after: Callable[[], None] | None = None,
+                 writer_clock: Callable[[], float] | None = None):
+        self.step, self.after, self.writer_clock = step, after, writer_clock
         self.blocks: list[float] = []   # seconds per block, ``after`` included
         self.step_s: list[float] = []   # each step alone
         self.thread_cpu = 0.0           # CPU seconds of the calling thread in this arm's blocks
         self.process_cpu = 0.0          # CPU seconds of the whole process in them
+        self.writer_cpu = 0.0           # CPU seconds of the writer thread in them
 
     def run_block(self, steps: int) -> None:
         cpu0, thread0 = time.process_time(), time.thread_time()
+        writer0 = self.writer_clock() if self.writer_clock is not None else 0.0
         start = time.perf_counter()
         for _ in range(steps):
             t0 = time.perf_counter()
@@ -41,6 +46,27 @@ class Arm:
         self.blocks.append(time.perf_counter() - start)
         self.thread_cpu += time.thread_time() - thread0
         self.process_cpu += time.process_time() - cpu0
+        if self.writer_clock is not None:
+            self.writer_cpu += self.writer_clock() - writer0
+
+
+def thread_cpu_clock(thread) -> Callable[[], float] | None:
+    """A function giving the CPU seconds ``thread`` (started) has used, where the platform
+    has per-thread CPU clocks (Linux, macOS); else None."""
+    try:
+        clock = time.pthread_getcpuclockid(thread.ident)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError, TypeError):
+        return None
+    return lambda: time.clock_gettime(clock)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not Linux
+        return os.cpu_count() or 1
 
 
 def alternate(bare: Arm, recorded: Arm, pairs: int, block: int) -> list[float]:
@@ -84,4 +110,12 @@ def summary(bare: Arm, recorded: Arm, ratios: list[float]) -> dict:
         # recorded arm minus bare arm: what the recorder's threads cost
         "writer_cpu_ms": ((recorded.process_cpu - recorded.thread_cpu) / n_rec
                           - (bare.process_cpu - bare.thread_cpu) / n_bare) * 1e3,
+        # the writer thread's own CPU per step, and that as a share of all cores' time in a
+        # bare step: when torch keeps every core busy (no core is free for the writer), the
+        # recorded step can be no shorter than 1 + this share times the bare one
+        "writer_thread_cpu_ms": (recorded.writer_cpu / n_rec * 1e3
+                                 if recorded.writer_clock is not None else None),
+        "writer_core_share": (recorded.writer_cpu / n_rec
+                              / (cores() * statistics.median(bare.step_s))
+                              if recorded.writer_clock is not None else None),
     }

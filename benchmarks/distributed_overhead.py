@@ -13,6 +13,11 @@ wrapper, model and repetition (median over repetitions, min-max).
 
 Variants: ``bare``; ``nl_stats``: weights and grads stats + histograms every step;
 ``nl_act``: weights, grads and activation stats every step (activations reduced over the ranks).
+
+With ``--paired``, "rank 0 writer CPU ms/step" is the CPU time of rank 0's writer thread per
+recorded step, and on a machine of 2 cores (the two ranks' training then keeps every core busy)
+"least × bare, no free core" is 1 + that time over (2 x the bare step): no scheduling can make
+the recorded step shorter than that many bare steps.
 """
 
 from __future__ import annotations
@@ -162,7 +167,7 @@ def paired_child(model_name, variant, wrap, pairs, block_s, workdir, out):
     import torch
     import torch.distributed as dist
 
-    from _paired import Arm, alternate, block_steps, summary
+    from _paired import Arm, alternate, block_steps, summary, thread_cpu_clock
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
@@ -171,7 +176,9 @@ def paired_child(model_name, variant, wrap, pairs, block_s, workdir, out):
     bare = Arm(_stepper(net, opt, data, loss_fn))
     net2, opt2, _, _ = _wrapped(model_name, wrap)
     run = _watch(net2, opt2, variant, workdir)
-    recorded = Arm(_stepper(net2, opt2, data, loss_fn), run._pipeline.drain)
+    writer = getattr(run._pipeline, "_thread", None)   # rank 0's writer; other ranks have none
+    recorded = Arm(_stepper(net2, opt2, data, loss_fn), run._pipeline.drain,
+                   thread_cpu_clock(writer) if writer is not None else None)
     for arm in (bare, recorded):
         for _ in range(10):
             arm.step()
@@ -265,6 +272,19 @@ def main() -> None:
                       f"({min(ratios):.2f}-{max(ratios):.2f}) | {close:.2f} |")
 
 
+def floor(r: dict) -> str:
+    """1 + rank 0's writer time over (cores x the bare step): with both ranks' training keeping
+    every core busy, the least the recorded step can take against the bare one."""
+    from _paired import cores
+
+    share = r.get("writer_core_share")
+    return "-" if share is None or cores() > 2 else f"{1 + share:.2f}"
+
+
+def writer_ms(r: dict) -> float:
+    return r["writer_thread_cpu_ms"] if r.get("writer_thread_cpu_ms") is not None else r["writer_cpu_ms"]
+
+
 def paired_main(args) -> None:
     print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
@@ -274,15 +294,15 @@ def paired_main(args) -> None:
                 r = launch(model, variant, wrap, 0, 0, paired=(args.pairs, args.block_s))
                 rows.append(f"| {wrap} | {model} | {variant} | {r['bare_step_ms']:.2f} "
                             f"| **{r['ratio']:.2f}** ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}) "
-                            f"| {r['median_step_ratio']:.2f} | {r['writer_cpu_ms']:.1f} "
+                            f"| {r['median_step_ratio']:.2f} | {writer_ms(r):.1f} | {floor(r)} "
                             f"| {r['pairs']} x {r['block']} |")
                 print(rows[-1], file=sys.stderr, flush=True)
     print(f"load average after: {os.getloadavg()}\n")
     print(f"2 ranks, gloo on CPU, 1 thread each; bare and netlapse in one job, {args.pairs} pairs "
           f"of blocks of about {args.block_s} s (rank 0's times)\n")
     print("| wrapper | model | variant | bare step ms | × bare (quartiles) | median step × bare "
-          "| rank 0 writer CPU ms/step | pairs x steps |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| rank 0 writer CPU ms/step | least × bare, no free core | pairs x steps |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

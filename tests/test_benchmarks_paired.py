@@ -2,7 +2,10 @@
 step it took, and the numbers it reports come from both arms' blocks, benchmarks/_paired.py) and
 benchmarks/kernel_builds.py."""
 
+import statistics
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,52 @@ def test_paired_child_records_every_step_of_the_watched_arm():
     assert r["complete"] is True   # every stream has warm-up + 2 blocks of steps (weights +1)
     assert r["pairs"] == 2 and r["block"] >= 3
     assert r["bare_step_ms"] > 0 and r["step_ms"] > 0
+    if _paired.thread_cpu_clock(threading.current_thread()) is not None:   # Linux, macOS
+        assert r["writer_thread_cpu_ms"] > 0 and r["writer_core_share"] > 0
+
+
+def test_the_writer_clock_is_charged_to_the_blocks_and_shared_over_the_cores():
+    readings = iter([10.0, 10.25, 10.25, 10.75])   # the writer's CPU clock at block edges
+    steps = []
+    bare = _paired.Arm(lambda: steps.append("A"))
+    recorded = _paired.Arm(lambda: steps.append("B"), writer_clock=readings.__next__)
+    _paired.alternate(bare, recorded, pairs=2, block=5)
+    assert recorded.writer_cpu == pytest.approx(0.75) and bare.writer_cpu == 0.0
+    r = _paired.summary(bare, recorded, [1.0, 1.0])
+    assert r["writer_thread_cpu_ms"] == pytest.approx(0.75 / 10 * 1e3)
+    bare_step = statistics.median(bare.step_s)
+    assert r["writer_core_share"] == pytest.approx(0.075 / (_paired.cores() * bare_step))
+    assert _paired.summary(recorded, bare, [1.0])["writer_thread_cpu_ms"] is None
+
+
+def test_thread_cpu_clock_reads_that_threads_own_cpu_time():
+    done, go = threading.Event(), threading.Event()
+
+    def work():
+        total = 0
+        for i in range(300_000):
+            total += i * i
+        done.set()
+        go.wait()
+
+    t = threading.Thread(target=work)
+    t.start()
+    try:
+        clock = _paired.thread_cpu_clock(t)
+        if clock is None:
+            pytest.skip("no per-thread CPU clocks on this platform")
+        done.wait()
+        used = clock()
+        assert used > 0
+        mine = time.thread_time()
+        total = 0
+        for i in range(300_000):   # the calling thread works; the other one waits on ``go``
+            total += i * i
+        mine = time.thread_time() - mine
+        assert clock() - used < mine / 2   # that thread's clock, not the caller's
+    finally:
+        go.set()
+        t.join()
 
 
 def test_kernel_builds_times_two_builds_on_the_same_tensors_and_checks_their_outputs(capsys):
