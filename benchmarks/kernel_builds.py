@@ -37,11 +37,21 @@ EVICT_BYTES = 64 << 20   # more than the last-level cache of the machines this r
 
 def load_build(path: str):
     """The kernel built at ``path`` (a ``_csummary*.so``/``.pyd``) as its own module object."""
+    if not Path(path).is_file():
+        raise SystemExit(f"--against {path}: no such file. Build the other tree's kernel "
+                         "(python setup.py build_ext --inplace) and pass its netlapse/_csummary*.so")
     spec = importlib.util.spec_from_file_location("_csummary", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"{path} is not a Python extension module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    if spec is None or spec.loader is None:   # not an extension file name (.so, .pyd)
+        raise SystemExit(f"--against {path} is not a Python extension module (a _csummary*.so "
+                         "or .pyd file)")
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"--against {path} is not a build of netlapse._csummary ({exc})") from None
+    if not all(hasattr(module, f) for f in ("summarize_many", "summarize_with_delta")):
+        raise SystemExit(f"--against {path} is not a build of netlapse._csummary (no "
+                         "summarize_many / summarize_with_delta)")
     return module
 
 
@@ -60,7 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--against", required=True,
                     help="the other build's extension file (e.g. an older tree's "
                          "netlapse/_csummary.cpython-311-x86_64-linux-gnu.so)")
-    ap.add_argument("--model", default="resnet18",
+    ap.add_argument("--model", default="resnet18", choices=("mlp", "cnn", "resnet18", "gpt", "tiny"),
                     help="a model of benchmarks/overhead.py whose parameters are summarized "
                          "(default resnet18)")
     ap.add_argument("--repeats", type=int, default=20, help="calls of each build (default 20)")
