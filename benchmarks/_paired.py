@@ -119,3 +119,17 @@ def summary(bare: Arm, recorded: Arm, ratios: list[float]) -> dict:
                               / (cores() * statistics.median(bare.step_s))
                               if recorded.writer_clock is not None else None),
     }
+
+
+def writer_ms(r: dict) -> float:
+    """The writer's CPU per step of a ``summary``: its thread's own clock where there is one,
+    else the CPU of all threads but the training one, recorded arm minus bare arm."""
+    return r["writer_thread_cpu_ms"] if r.get("writer_thread_cpu_ms") is not None else r["writer_cpu_ms"]
+
+
+def least_ratio(r: dict, free_core: bool) -> str:
+    """``1 + writer_core_share`` of a ``summary``, as a table cell: with training keeping every
+    core busy, the least the recorded step can take against the bare one; "-" where a core is
+    free for the writer (it bounds nothing then) or threads have no CPU clock."""
+    share = r.get("writer_core_share")
+    return "-" if share is None or free_core else f"{1 + share:.2f}"

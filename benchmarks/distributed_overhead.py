@@ -272,20 +272,9 @@ def main() -> None:
                       f"({min(ratios):.2f}-{max(ratios):.2f}) | {close:.2f} |")
 
 
-def floor(r: dict) -> str:
-    """1 + rank 0's writer time over (cores x the bare step): with both ranks' training keeping
-    every core busy, the least the recorded step can take against the bare one."""
-    from _paired import cores
-
-    share = r.get("writer_core_share")
-    return "-" if share is None or cores() > 2 else f"{1 + share:.2f}"
-
-
-def writer_ms(r: dict) -> float:
-    return r["writer_thread_cpu_ms"] if r.get("writer_thread_cpu_ms") is not None else r["writer_cpu_ms"]
-
-
 def paired_main(args) -> None:
+    from _paired import cores, least_ratio, writer_ms
+
     print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
     for wrap in WRAPS:
@@ -294,7 +283,8 @@ def paired_main(args) -> None:
                 r = launch(model, variant, wrap, 0, 0, paired=(args.pairs, args.block_s))
                 rows.append(f"| {wrap} | {model} | {variant} | {r['bare_step_ms']:.2f} "
                             f"| **{r['ratio']:.2f}** ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}) "
-                            f"| {r['median_step_ratio']:.2f} | {writer_ms(r):.1f} | {floor(r)} "
+                            f"| {r['median_step_ratio']:.2f} | {writer_ms(r):.1f} "
+                            f"| {least_ratio(r, cores() > 2)} "
                             f"| {r['pairs']} x {r['block']} |")
                 print(rows[-1], file=sys.stderr, flush=True)
     print(f"load average after: {os.getloadavg()}\n")

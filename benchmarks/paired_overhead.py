@@ -41,7 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _paired import Arm, alternate, block_steps, cores, summary, thread_cpu_clock  # noqa: E402
+from _paired import (Arm, alternate, block_steps, cores, least_ratio, summary,  # noqa: E402
+                     thread_cpu_clock, writer_ms)
 
 MODELS = ("mlp", "cnn", "resnet18", "gpt", "tiny")
 VARIANTS = {"nl_stats": dict(weights="stats", grads="stats"),
@@ -140,21 +141,9 @@ def row(r: dict) -> str:
             f"| **{r['ratio']:.2f}** ({r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}) "
             f"| {(r['ratio'] - 1) * r['bare_step_ms'] * 1e3:.0f} "
             f"| {r['median_step_ratio']:.2f} | {r['train_cpu_ratio']:.2f} "
-            f"| {writer_ms(r):.1f} | {floor(r)} | {r['pairs']} x {r['block']} |")
-
-
-def writer_ms(r: dict) -> float:
-    """The writer thread's CPU per step (where threads have CPU clocks), else the CPU of all
-    threads but the training one, recorded arm minus bare arm."""
-    return r["writer_thread_cpu_ms"] if r.get("writer_thread_cpu_ms") is not None else r["writer_cpu_ms"]
-
-
-def floor(r: dict) -> str:
-    """``1 + writer's share of the cores``: with torch keeping every core busy, the least the
-    recorded step can take against the bare one (see the module docstring)."""
-    share = r.get("writer_core_share")
-    free_core = r["threads"] != "all" and int(r["threads"]) < cores()
-    return "-" if share is None or free_core else f"{1 + share:.2f}"
+            f"| {writer_ms(r):.1f} "
+            f"| {least_ratio(r, r['threads'] != 'all' and int(r['threads']) < cores())} "
+            f"| {r['pairs']} x {r['block']} |")
 
 
 def main(argv=None) -> int:

@@ -205,12 +205,12 @@ INLINE uint32_t raw_bin(double v, double lo, double scale)
  * PAIR_MIN values or more is counted two values at a time: one increment of a cell of a
  * SLOTS x SLOTS table per pair (two tables, alternating), the tables folded into the bins at
  * the end (and every FOLD_EVERY values, before a uint32 cell could overflow). That halves the
- * increments, the bottleneck of counting (docs/performance.md, "The summary kernel"); a pair
- * falls in the same cell as the previous pair far less often than a value in the same bin as
- * the previous value. The cells of a block's pairs are computed first, in a loop the compiler
- * vectorizes, so that each increment waits only on its own load (docs/performance.md, "The
- * summary kernel's pair cells"). Smaller arrays: four sub-histograms, consecutive values in
- * the same bin not waiting on each other's increment. */
+ * increments, the bottleneck of counting (docs/performance.md, "A compiled summary
+ * kernel"); a pair falls in the same cell as the previous pair far less often than a value in
+ * the same bin as the previous value. The cells of a block's pairs are computed first, in a
+ * loop the compiler vectorizes, so that each increment waits only on its own load
+ * (docs/performance.md, "No free core", the kernel's pair cells). Smaller arrays: four
+ * sub-histograms, consecutive values in the same bin not waiting on each other's increment. */
 #define SLOTS (NBINS + 2)
 #define PAIR_MIN 16384
 #define FOLD_EVERY ((Py_ssize_t)1 << 30)
